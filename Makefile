@@ -1,0 +1,44 @@
+# Two commands, each with its own idempotent set-up into .venv:
+#   make run    the main job (random search over LeNet, figures and summary in runs/)
+#   make test   every test, notebooks included
+# A second run skips the installation when pyproject.toml has not changed.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+KERNEL := d2l-hpo
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+
+.PHONY: run test setup data clean
+
+run: $(STAMP) data
+	$(PY) -m d2l_hpo run $(ARGS)
+
+test: $(STAMP) data
+	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# d2l pins numpy 1.23 and other old releases that syne-tune 0.16 cannot use;
+	@# pyproject.toml declares what d2l needs at run time instead
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["d2l-hpo"]["install-without-deps"]))')
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (d2l-hpo)" >/dev/null
+	touch $(STAMP)
+
+# Fashion-MNIST offline: Debian's package, installed when we may (root, apt, no
+# D2L_HPO_DATA); otherwise d2l_hpo.data explains the two ways to provide it.
+DEBIAN_DATA := /usr/share/datasets/fashion-mnist
+data:
+	@if [ ! -d $(DEBIAN_DATA) ] && [ -z "$$D2L_HPO_DATA" ] && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,31 @@
+"""d2l_hpo: helpers for the d2l-style lessons on distributed random search.
+
+    import d2l_hpo
+    exp = d2l_hpo.run_random_search(d2l_hpo.synthetic_objective,
+                                    d2l_hpo.synthetic_space(), n_workers=4,
+                                    max_num_trials=20, seed=0)
+    d2l_hpo.plot_worker_timeline(exp)
+"""
+
+from d2l_hpo.data import FashionMNISTInMemory, find_fashion_mnist, stage_fashion_mnist
+from d2l_hpo.objectives import lenet_objective, synthetic_objective
+from d2l_hpo.plots import (
+    plot_best_so_far, plot_sync_vs_async, plot_trials_over_time, plot_worker_timeline,
+)
+from d2l_hpo.results import Experiment, load_experiment
+from d2l_hpo.runner import run_random_search, sample_configs
+from d2l_hpo.spaces import (
+    LENET_INITIAL_CONFIG, ConfigSpaceError, lenet_space, synthetic_space,
+    validate_config_space,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Experiment", "ConfigSpaceError", "FashionMNISTInMemory", "LENET_INITIAL_CONFIG",
+    "find_fashion_mnist", "lenet_objective", "lenet_space", "load_experiment",
+    "plot_best_so_far", "plot_sync_vs_async", "plot_trials_over_time",
+    "plot_worker_timeline", "run_random_search", "sample_configs",
+    "stage_fashion_mnist", "synthetic_objective", "synthetic_space",
+    "validate_config_space",
+]

@@ -1,0 +1,163 @@
+"""The main job: ``python -m d2l_hpo run`` (random search over LeNet) and
+``python -m d2l_hpo plot NAME`` (redraw the figures of a past run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+# The embedded default: a few minutes on a 2-core laptop without a GPU.
+DEFAULTS = {"workers": 2, "trials": 8, "max_wallclock_time": 600.0, "epochs": 3,
+            "data_fraction": 1.0, "seed": 0, "scheduling": "async"}
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m d2l_hpo",
+        description="Distributed random search for d2l's LeNet on Fashion-MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="random search over the LeNet space; writes results, figures, summary",
+        description="Random search over LeNet's learning rate and batch size on "
+                    "Fashion-MNIST, trials run as local processes. Writes results.csv, "
+                    "trials.csv, PNG figures and summary.md into RESULTS_DIR/NAME.")
+    run.add_argument("--workers", type=_positive_int, default=DEFAULTS["workers"],
+                     help="trials run at the same time (default %(default)s)")
+    run.add_argument("--trials", type=_positive_int, default=DEFAULTS["trials"],
+                     help="number of trials to run to completion (default %(default)s)")
+    run.add_argument("--max-wallclock-time", type=_positive_float,
+                     default=DEFAULTS["max_wallclock_time"],
+                     help="stop after this many seconds, whatever is running "
+                          "(default %(default)s)")
+    run.add_argument("--scheduling", choices=["async", "sync"], default=DEFAULTS["scheduling"],
+                     help="async: a new trial whenever a worker frees up; sync: batches of "
+                          "WORKERS trials (default %(default)s)")
+    run.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"],
+                     help="training epochs per trial (default %(default)s)")
+    run.add_argument("--data-fraction", type=_fraction, default=DEFAULTS["data_fraction"],
+                     help="fraction of Fashion-MNIST to train and validate on "
+                          "(default %(default)s)")
+    run.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                     help="seed of the sequence of configurations (default %(default)s)")
+    run.add_argument("--name", default=None,
+                     help="experiment name (default: lenet-objective-TIMESTAMP)")
+    run.add_argument("--results-dir", default=None,
+                     help="folder for experiments (default: runs/, or $SYNETUNE_FOLDER)")
+    run.add_argument("--data", default=None,
+                     help="folder with the Fashion-MNIST idx files (default: search the "
+                          "usual places, see d2l_hpo.data)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    plot = sub.add_parser("plot", help="redraw the figures of a past run",
+                          description="Redraw the PNG figures and summary.md of a past run.")
+    plot.add_argument("name", help="experiment name (under --results-dir) or folder")
+    plot.add_argument("--results-dir", default=None,
+                      help="folder for experiments (default: runs/, or $SYNETUNE_FOLDER)")
+    return parser
+
+
+def write_report(exp) -> list[Path]:
+    """Draw the figures of ``exp`` into its folder and write ``summary.md``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from d2l_hpo import plots
+
+    figures = []
+    for filename, draw in [("trials_over_time.png", plots.plot_trials_over_time),
+                           ("best_so_far.png", plots.plot_best_so_far),
+                           ("worker_timeline.png", plots.plot_worker_timeline)]:
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        draw(exp, ax=ax)
+        fig.savefig(exp.path / filename, dpi=110)
+        plt.close(fig)
+        figures.append(exp.path / filename)
+    summary = exp.summary()
+    lines = [f"# {exp.name}", "",
+             f"- scheduling: {exp.scheduling}, {exp.n_workers} workers",
+             f"- trials: {summary['trials']} ({summary['completed']} completed, "
+             f"{summary['failed']} failed, {summary['stopped']} stopped)",
+             f"- wall-clock: {exp.wallclock:.1f} s; workers busy {exp.utilization:.1%} of it",
+             f"- best {exp.metric}: {exp.best_value:.4f}",
+             f"- best configuration: {json.dumps(exp.best_config)}", "",
+             "| trial | status | worker | duration (s) | "
+             + " | ".join(exp.config_columns) + f" | best {exp.metric} |",
+             "|" + "---|" * (5 + len(exp.config_columns))]
+    for row in exp.trials.itertuples(index=False):
+        row = row._asdict()
+        config = " | ".join(_fmt(row[c]) for c in exp.config_columns)
+        lines.append(f"| {row['trial_id']} | {row['status']} | {row['worker']} | "
+                     f"{row['duration']:.1f} | {config} | {_fmt(row[f'best_{exp.metric}'])} |")
+    (exp.path / "summary.md").write_text("\n".join(lines) + "\n")
+    return figures + [exp.path / "summary.md"]
+
+
+def _fmt(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import d2l_hpo
+
+    if args.command == "plot":
+        try:
+            exp = d2l_hpo.load_experiment(args.name, results_dir=args.results_dir)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    else:
+        from d2l_hpo.data import FashionMNISTNotFoundError, find_fashion_mnist
+        try:  # find (and stage) the data once, before any trial starts
+            root = find_fashion_mnist(args.data)
+            os.environ[d2l_hpo.data.ENV_VAR] = str(root.resolve())  # trials look here first
+        except FashionMNISTNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        space = d2l_hpo.lenet_space(max_epochs=args.epochs)
+        space["data_fraction"] = args.data_fraction
+        try:
+            exp = d2l_hpo.run_random_search(
+                d2l_hpo.lenet_objective, space, n_workers=args.workers,
+                max_num_trials=args.trials, max_wallclock_time=args.max_wallclock_time,
+                scheduling=args.scheduling, seed=args.seed, name=args.name,
+                initial_config=dict(d2l_hpo.LENET_INITIAL_CONFIG),
+                results_dir=args.results_dir, progress=not args.no_progress)
+        except (ValueError, TypeError, FileExistsError, PermissionError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    written = write_report(exp)
+    print((exp.path / "summary.md").read_text())
+    print(f"Results and figures in {exp.path}:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Objectives: what one trial runs.
+
+Syne Tune ships each objective to a fresh worker process without its module
+globals, so every import lives inside the function body.
+"""
+
+
+def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
+                    data_fraction: float = 1.0, data_seed: int = 0):
+    """Train d2l's LeNet on Fashion-MNIST and report the validation error each epoch.
+
+    :param learning_rate: SGD learning rate
+    :param batch_size: minibatch size
+    :param max_epochs: number of epochs; a result is reported after each
+    :param data_fraction: seeded fraction of Fashion-MNIST to use; default 1.0
+    :param data_seed: seed of that subset and of the shuffling; default 0
+    """
+    from syne_tune import Reporter
+    report = Reporter()  # first: the reported times then cover the whole trial
+
+    import os
+
+    import torch
+    from d2l import torch as d2l
+
+    from d2l_hpo.data import FashionMNISTInMemory
+
+    # a fair share of the cores: the runner sets this for each trial
+    torch.set_num_threads(int(os.environ.get("D2L_HPO_THREADS", torch.get_num_threads())))
+    torch.manual_seed(data_seed)
+    # Syne Tune exposes one GPU per trial through CUDA_VISIBLE_DEVICES
+    num_gpus = 1 if torch.cuda.is_available() else 0
+
+    data = FashionMNISTInMemory(batch_size=batch_size, fraction=data_fraction,
+                                seed=data_seed)
+    model = d2l.LeNet(lr=learning_rate, num_classes=10)
+    model.board.display = False  # nobody watches a trial's plots
+    trainer = d2l.HPOTrainer(max_epochs=max_epochs, num_gpus=num_gpus)
+    first_batch = next(iter(data.get_dataloader(True)))[0]
+    model.apply_init([first_batch], d2l.init_cnn)
+
+    trainer.prepare_data(data)
+    trainer.prepare_model(model)
+    trainer.optim = model.configure_optimizers()
+    trainer.train_batch_idx = trainer.val_batch_idx = 0
+    val_loader = trainer.val_dataloader
+    for epoch in range(max_epochs):
+        trainer.epoch = epoch
+        # fit_epoch would also sweep the validation set just to feed the
+        # ProgressBoard; validation_error() below does the sweep that counts
+        trainer.val_dataloader = None
+        trainer.fit_epoch()
+        trainer.val_dataloader = val_loader
+        error = float(trainer.validation_error())
+        report(epoch=epoch + 1, validation_error=error)
+
+
+def synthetic_objective(learning_rate: float, batch_size: int, max_epochs: int,
+                        num_layers: int = 2, epoch_seconds: float = 0.25):
+    """A stand-in for training that sleeps instead of computing.
+
+    Cost model, per epoch: ``epoch_seconds * (0.5 + batch_size / 128) * num_layers / 2``,
+    three times as long for batch sizes above 224 (stragglers). The reported
+    validation error decays from 0.9 towards a floor that is lowest for learning
+    rates near ``0.3 * batch_size / 128`` and for 2-3 layers, plus a little noise
+    fixed by the configuration.
+
+    :param learning_rate: as for LeNet
+    :param batch_size: as for LeNet
+    :param max_epochs: number of epochs; a result is reported after each
+    :param num_layers: depth of the imagined network; default 2
+    :param epoch_seconds: the time scale of one epoch; default 0.25
+    """
+    from syne_tune import Reporter
+    report = Reporter()
+
+    import math
+    import random
+    import time
+
+    per_epoch = epoch_seconds * (0.5 + batch_size / 128) * num_layers / 2
+    if batch_size > 224:
+        per_epoch *= 3
+    best_lr = 0.3 * batch_size / 128
+    distance = abs(math.log10(learning_rate / best_lr))
+    floor = 0.08 + 0.25 * distance ** 2 + 0.03 * abs(num_layers - 2.5)
+    speed = 0.9 * min(1.0, learning_rate / best_lr) ** 0.5
+    noise = random.Random(f"{learning_rate:.6g}-{batch_size}-{num_layers}")
+    for epoch in range(1, max_epochs + 1):
+        time.sleep(per_epoch)
+        error = floor + (0.9 - floor) * math.exp(-speed * epoch)
+        error = min(0.9, max(0.0, error + noise.gauss(0, 0.01)))
+        report(epoch=epoch, validation_error=error)

@@ -1,0 +1,136 @@
+"""Plots of an ``Experiment``. Each plot has a data step (a plain table, tested
+without drawing) and a drawing step that takes ``ax=None`` and returns the Axes."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from d2l_hpo.results import Experiment
+
+STATUS_COLORS = {"completed": "tab:blue", "failed": "tab:red", "stopped": "tab:gray",
+                 "running": "tab:orange"}
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    return ax
+
+
+def _finite_metric(exp: Experiment) -> pd.DataFrame:
+    rows = exp.results
+    if exp.metric not in rows:
+        return rows.iloc[0:0].assign(**{exp.metric: []})
+    values = pd.to_numeric(rows[exp.metric], errors="coerce")
+    return rows[np.isfinite(values)]
+
+
+# --- data steps -----------------------------------------------------------------------
+def trials_over_time(exp: Experiment) -> dict[int, pd.DataFrame]:
+    """Per trial: its reports (time, metric) in time order."""
+    rows = exp.results.sort_values("time")
+    return {int(t): g[["time", exp.metric]].reset_index(drop=True)
+            for t, g in rows.groupby("trial_id")} if exp.metric in rows else {}
+
+
+def best_so_far(exp: Experiment) -> pd.DataFrame:
+    """Best finite metric value so far against wall-clock time (a step function)."""
+    rows = _finite_metric(exp).sort_values("time")
+    values = rows[exp.metric].astype(float)
+    best = values.cummin() if exp.mode == "min" else values.cummax()
+    return pd.DataFrame({"time": rows["time"].to_numpy(), "best": best.to_numpy()})
+
+
+def worker_timeline(exp: Experiment) -> pd.DataFrame:
+    """One bar per trial: worker lane, start, end, status."""
+    t = exp.trials
+    return pd.DataFrame({"trial_id": t["trial_id"], "worker": t["worker"],
+                         "start": t["start"], "end": t["end"].fillna(exp.wallclock),
+                         "status": t["status"]})
+
+
+# --- drawing steps --------------------------------------------------------------------
+def plot_trials_over_time(exp: Experiment, ax=None):
+    """The metric of every trial against wall-clock time, one colour per trial."""
+    ax = _axes(ax)
+    curves = trials_over_time(exp)
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    for i, (trial_id, rows) in enumerate(sorted(curves.items())):
+        ax.plot(rows["time"], rows[exp.metric], marker="o", markersize=3, linewidth=1,
+                color=cmap(i / max(1, len(curves) - 1)), label=f"trial {trial_id}")
+    ax.set_xlabel("wall-clock time (s)")
+    ax.set_ylabel(exp.metric)
+    ax.set_title(f"{exp.metric} of each trial ({len(curves)} trials)")
+    return ax
+
+
+def plot_best_so_far(experiments: Experiment | Sequence[Experiment], ax=None,
+                     labels: Sequence[str] | None = None):
+    """Best value so far against wall-clock time; several experiments share the axis."""
+    ax = _axes(ax)
+    if isinstance(experiments, Experiment):
+        experiments = [experiments]
+    labels = labels or [f"{e.scheduling}, {e.n_workers} workers" for e in experiments]
+    for exp, label in zip(experiments, labels):
+        curve = best_so_far(exp)
+        if len(curve):
+            # extend the last step to the end of the run
+            times = np.append(curve["time"], max(exp.wallclock, curve["time"].iloc[-1]))
+            values = np.append(curve["best"], curve["best"].iloc[-1])
+            ax.step(times, values, where="post", label=label)
+    ax.set_xlabel("wall-clock time (s)")
+    ax.set_ylabel(f"best {experiments[0].metric} so far")
+    ax.legend()
+    return ax
+
+
+def plot_worker_timeline(exp: Experiment, ax=None):
+    """One lane per worker, one bar per trial coloured by status; gaps are idle time."""
+    ax = _axes(ax)
+    bars = worker_timeline(exp)
+    for status, rows in bars.groupby("status"):
+        ax.barh(rows["worker"], rows["end"] - rows["start"], left=rows["start"], height=0.8,
+                color=STATUS_COLORS.get(status, "tab:purple"), edgecolor="white",
+                label=status)
+    for row in bars.itertuples():
+        width = row.end - row.start
+        if width > 0.04 * max(exp.wallclock, 1e-9):
+            ax.text(row.start + width / 2, row.worker, str(row.trial_id), ha="center",
+                    va="center", fontsize=7, color="white")
+    ax.set_yticks(range(exp.n_workers))
+    ax.set_yticklabels([f"worker {w}" for w in range(exp.n_workers)])
+    ax.set_ylim(-0.6, exp.n_workers - 0.4)
+    ax.set_xlim(0, max(exp.wallclock, 1e-9))
+    ax.invert_yaxis()
+    ax.set_xlabel("wall-clock time (s)")
+    util = exp.utilization
+    ax.set_title(f"{exp.scheduling}: workers busy {util:.0%} of the time"
+                 if not math.isnan(util) else exp.scheduling)
+    if len(bars):
+        ax.legend(loc="lower right", fontsize=7)
+    return ax
+
+
+def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None):
+    """The two worker timelines (same x scale) and both best-so-far curves, side by side.
+
+    :return: the three Axes (sync timeline, async timeline, best so far)
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(12, 4.5), layout="constrained")
+        grid = fig.add_gridspec(2, 2, width_ratios=[1.6, 1])
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]),
+                fig.add_subplot(grid[:, 1])]
+    plot_worker_timeline(sync, ax=axes[0])
+    plot_worker_timeline(asynchronous, ax=axes[1])
+    end = max(sync.wallclock, asynchronous.wallclock)
+    for ax in axes[:2]:
+        ax.set_xlim(0, end)
+    plot_best_so_far([sync, asynchronous], ax=axes[2], labels=["sync", "async"])
+    return np.array(axes)

@@ -1,0 +1,230 @@
+"""One experiment, one table: what the runner wrote, read back as an ``Experiment``.
+
+Files in an experiment folder (written by ``d2l_hpo.runner``; each is replaced
+atomically, so a crash never leaves half a file):
+
+- ``experiment.json``: settings (workers, scheduling, metric, seed, ...) and timing
+- ``trials.csv``: one row per trial: id, status, start, end, worker lane, config
+- ``results.csv``: one row per report: trial id, time, the reported values
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+EXPERIMENT_FILE = "experiment.json"
+TRIALS_FILE = "trials.csv"
+RESULTS_FILE = "results.csv"
+DEFAULT_RESULTS_DIR = "runs"
+
+
+def default_results_dir() -> Path:
+    """``$SYNETUNE_FOLDER`` when set, else ``runs/`` in the current directory."""
+    return Path(os.environ.get("SYNETUNE_FOLDER") or DEFAULT_RESULTS_DIR)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see either the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def assign_lanes(starts, ends, n_workers: int) -> list[int]:
+    """Reconstruct which worker lane (0..n_workers-1) ran each trial from its times.
+
+    Trials are placed in start order on the lowest-numbered lane that is free at
+    their start; when none is (clock noise), on the lane that frees up first.
+    """
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    lane_free_at = [-math.inf] * n_workers
+    lanes = [0] * len(starts)
+    order = sorted(range(len(starts)), key=lambda i: (starts[i], i))
+    for i in order:
+        free = [lane for lane in range(n_workers) if lane_free_at[lane] <= starts[i] + 1e-6]
+        lane = free[0] if free else min(range(n_workers), key=lane_free_at.__getitem__)
+        lanes[i] = lane
+        end = ends[i] if ends[i] is not None and not pd.isna(ends[i]) else math.inf
+        lane_free_at[lane] = end
+    return lanes
+
+
+def busy_fraction(starts, ends, n_workers: int, wallclock: float) -> float:
+    """Busy worker-time divided by ``n_workers × wallclock`` (each trial clipped
+    to the experiment's ``[0, wallclock]``)."""
+    if wallclock <= 0:
+        return float("nan")
+    busy = sum(max(0.0, min(e, wallclock) - max(s, 0.0)) for s, e in zip(starts, ends))
+    return busy / (n_workers * wallclock)
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    values = pd.to_numeric(values, errors="coerce")
+    return values[np.isfinite(values)]
+
+
+@dataclass
+class Experiment:
+    """A random search that ran (or is running): its settings and its tables.
+
+    ``results`` has one row per report (``trial_id``, ``time`` in seconds since the
+    start, and every reported value); ``trials`` one row per trial (``trial_id``,
+    ``status``, ``start``, ``end``, ``duration``, ``worker``, the configuration, and
+    the trial's final and best metric). Reported values that are NaN or infinite
+    never count as best.
+    """
+
+    name: str
+    path: Path
+    n_workers: int
+    scheduling: str
+    metric: str
+    mode: str
+    wallclock: float
+    results: pd.DataFrame
+    trials: pd.DataFrame
+    config_columns: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float:
+        """Busy worker-time divided by n_workers × wall-clock time."""
+        t = self.trials
+        return busy_fraction(t["start"], t["end"].fillna(self.wallclock),
+                             self.n_workers, self.wallclock)
+
+    @property
+    def idle_worker_seconds(self) -> float:
+        """Worker-seconds during which a worker had no trial."""
+        return self.n_workers * self.wallclock * (1 - self.utilization)
+
+    def _best_row(self):
+        values = _finite(self.results.get(self.metric, pd.Series(dtype=float)))
+        if values.empty:
+            return None
+        index = values.idxmin() if self.mode == "min" else values.idxmax()
+        return self.results.loc[index]
+
+    @property
+    def best_value(self) -> float:
+        """The best finite value of the metric reported by any trial (NaN if none)."""
+        row = self._best_row()
+        return float("nan") if row is None else float(row[self.metric])
+
+    @property
+    def best_trial_id(self) -> int | None:
+        row = self._best_row()
+        return None if row is None else int(row["trial_id"])
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        """The configuration of the trial that reported ``best_value``."""
+        trial_id = self.best_trial_id
+        if trial_id is None:
+            return None
+        row = self.trials.set_index("trial_id").loc[trial_id]
+        return {c: _plain(row[c]) for c in self.config_columns}
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers of the experiment, as plain Python values."""
+        counts = self.trials["status"].value_counts()
+        return {
+            "name": self.name, "scheduling": self.scheduling, "n_workers": self.n_workers,
+            "trials": len(self.trials), "completed": int(counts.get("completed", 0)),
+            "failed": int(counts.get("failed", 0)), "stopped": int(counts.get("stopped", 0)),
+            "wallclock": round(self.wallclock, 2), "utilization": round(self.utilization, 3),
+            f"best_{self.metric}": self.best_value, "best_config": self.best_config,
+        }
+
+    def __repr__(self):
+        return (f"Experiment(name={self.name!r}, scheduling={self.scheduling!r}, "
+                f"n_workers={self.n_workers}, trials={len(self.trials)}, "
+                f"best_value={self.best_value:.4g}, utilization={self.utilization:.2f})")
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def resolve_experiment_path(name_or_path, results_dir=None) -> Path:
+    path = Path(name_or_path)
+    if (path / EXPERIMENT_FILE).is_file():
+        return path
+    candidate = Path(results_dir or default_results_dir()) / str(name_or_path)
+    if (candidate / EXPERIMENT_FILE).is_file():
+        return candidate
+    raise FileNotFoundError(
+        f"no experiment '{name_or_path}': neither {path.resolve()} nor "
+        f"{candidate.resolve()} holds an {EXPERIMENT_FILE}")
+
+
+def load_experiment(name_or_path, results_dir=None) -> Experiment:
+    """Load a past (or running) experiment by its folder or by its name.
+
+    :param name_or_path: an experiment folder, or a name under ``results_dir``
+    :param results_dir: where named experiments live; default ``runs/`` (or ``$SYNETUNE_FOLDER``)
+    """
+    path = resolve_experiment_path(name_or_path, results_dir)
+    settings = json.loads((path / EXPERIMENT_FILE).read_text())
+    trials = _read_csv(path / TRIALS_FILE)
+    results = _read_csv(path / RESULTS_FILE)
+    return build_experiment(path, settings, trials, results)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+
+
+def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame) -> Experiment:
+    """Derive the per-trial columns (duration, lanes, final/best metric) from raw rows."""
+    metric, mode = settings["metric"], settings["mode"]
+    n_workers = int(settings["n_workers"])
+    config_columns = list(settings.get("config_columns", []))
+    if trials.empty:
+        trials = pd.DataFrame(columns=["trial_id", "status", "start", "end", "worker",
+                                       *config_columns])
+    if results.empty:
+        results = pd.DataFrame(columns=["trial_id", "time", metric])
+    trials = trials.sort_values("trial_id").reset_index(drop=True)
+    results = results.sort_values(["time", "trial_id"], kind="stable").reset_index(drop=True)
+    wallclock = float(settings.get("wallclock") or 0.0)
+    if not wallclock and len(trials):
+        wallclock = float(pd.concat([trials["end"], trials["start"]]).max())
+    trials["duration"] = trials["end"] - trials["start"]
+    if "worker" not in trials or trials["worker"].isna().any():
+        ends = trials["end"].fillna(wallclock).tolist()
+        trials["worker"] = assign_lanes(trials["start"].tolist(), ends, n_workers)
+    trials["worker"] = trials["worker"].astype(int)
+    final, best = [], []
+    for trial_id in trials["trial_id"]:
+        values = results.loc[results["trial_id"] == trial_id, metric] if metric in results else []
+        finite = _finite(pd.Series(values, dtype=float))
+        final.append(float(values.iloc[-1]) if len(values) else float("nan"))
+        best.append(float("nan") if finite.empty else
+                    float(finite.min() if mode == "min" else finite.max()))
+    trials[f"final_{metric}"] = final
+    trials[f"best_{metric}"] = best
+    return Experiment(
+        name=settings["name"], path=Path(path), n_workers=n_workers,
+        scheduling=settings["scheduling"], metric=metric, mode=mode,
+        wallclock=wallclock, results=results, trials=trials,
+        config_columns=config_columns, settings=settings,
+    )

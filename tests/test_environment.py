@@ -1,0 +1,47 @@
+"""The two ways to install (pip via pyproject, conda via environment.yml) agree."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_environment_yml_lists_the_same_packages_and_versions_as_pyproject():
+    project = _pyproject()["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(pip_section) == sorted(declared)
+    assert [_name(r) for r in pip_section if _name(r) == "python"] == []
+
+
+def test_d2l_is_installed_without_its_pins_in_both_ways():
+    no_deps = _pyproject()["tool"]["d2l-hpo"]["install-without-deps"]
+    assert no_deps == ["d2l==1.0.3"]
+    assert "d2l" not in [_name(r) for r in _pyproject()["project"]["dependencies"]]
+    env_text = (ROOT / "environment.yml").read_text()
+    assert "pip install --no-deps d2l==1.0.3" in env_text
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--no-deps" in makefile and "install-without-deps" in makefile
+
+
+def test_installed_versions_match_the_declared_pins():
+    import importlib.metadata as md
+
+    assert md.version("d2l") == "1.0.3"
+    assert md.version("torch").startswith("2.14.1")
+    assert md.version("torchvision").startswith("0.29.1")
+    assert md.version("syne-tune").startswith("0.16.")
+    from d2l import torch as d2l  # imports with today's numpy/pandas/matplotlib
+
+    assert hasattr(d2l, "HPOTrainer")

@@ -1,0 +1,65 @@
+"""Each plot returns its Axes with the artists it promises."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
+
+from d2l_hpo import plots
+
+from helpers import handmade_experiment
+
+
+@pytest.fixture
+def exp(tmp_path):
+    return handmade_experiment(tmp_path)
+
+
+def test_data_steps_give_plain_tables(exp):
+    curves = plots.trials_over_time(exp)
+    assert sorted(curves) == [0, 1, 2, 3] and list(curves[3]["validation_error"]) == [0.6, 0.3]
+    best = plots.best_so_far(exp)
+    assert list(best["best"]) == [0.8, 0.7, 0.5, 0.4, 0.4, 0.3]  # NaN skipped
+    bars = plots.worker_timeline(exp)
+    assert list(bars["worker"]) == [0, 1, 0, 0] and list(bars["status"])[2] == "failed"
+
+
+def test_trials_over_time_draws_one_coloured_line_per_trial(exp):
+    ax = plots.plot_trials_over_time(exp)
+    assert isinstance(ax, Axes) and len(ax.lines) == 4
+    assert len({tuple(line.get_color()) for line in ax.lines}) == 4
+    plt.close("all")
+
+
+def test_best_so_far_draws_one_curve_per_experiment_with_a_legend(exp, tmp_path):
+    other = handmade_experiment(tmp_path, scheduling="sync")
+    fig, ax = plt.subplots()
+    assert plots.plot_best_so_far([exp, other], ax=ax) is ax
+    assert len(ax.lines) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "async, 2 workers", "sync, 2 workers"]
+    assert ax.lines[0].get_ydata()[-1] == pytest.approx(0.3)
+    plt.close("all")
+
+
+def test_worker_timeline_draws_a_bar_per_trial_in_its_lane(exp):
+    ax = plots.plot_worker_timeline(exp)
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(bars) == 4
+    assert sorted((round(b.get_x(), 3), round(b.get_width(), 3)) for b in bars) == [
+        (0.0, 4.0), (0.0, 6.0), (4.0, 1.0), (6.0, 4.0)]
+    colours = {tuple(np.round(b.get_facecolor(), 3)) for b in bars}
+    assert len(colours) == 2  # completed and failed differ
+    assert "75%" in ax.get_title()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["worker 0", "worker 1"]
+    plt.close("all")
+
+
+def test_sync_vs_async_puts_both_timelines_and_the_curves_side_by_side(exp, tmp_path):
+    sync = handmade_experiment(tmp_path, scheduling="sync", wallclock=12.0)
+    axes = plots.plot_sync_vs_async(sync, exp)
+    assert len(axes) == 3 and all(isinstance(a, Axes) for a in axes)
+    assert axes[0].get_title().startswith("sync") and axes[1].get_title().startswith("async")
+    assert axes[0].get_xlim() == axes[1].get_xlim() == (0, 12.0)
+    assert len(axes[2].lines) == 2
+    plt.close("all")

@@ -1,0 +1,62 @@
+"""Lanes, utilisation and best values, on hand-made timings."""
+import math
+
+import pandas as pd
+import pytest
+
+from d2l_hpo.results import assign_lanes, busy_fraction, load_experiment
+
+from helpers import handmade_experiment
+
+
+def test_lanes_are_reconstructed_from_start_and_end_times():
+    # lane 0: 0-4, 4-5, 6-10 (the lowest free lane wins); lane 1: 0-6
+    starts, ends = [0, 0, 4, 6], [4, 6, 5, 10]
+    assert assign_lanes(starts, ends, 2) == [0, 1, 0, 0]
+    # a trial that starts before any lane is free goes to the lane that frees first
+    assert assign_lanes([0, 0, 1], [5, 3, 4], 2) == [0, 1, 1]
+    # never more lanes than workers, whatever the times say
+    lanes = assign_lanes(list(range(10)), [100] * 10, 3)
+    assert set(lanes) <= {0, 1, 2}
+    assert assign_lanes([], [], 1) == []
+    with pytest.raises(ValueError, match="n_workers"):
+        assign_lanes([0], [1], 0)
+
+
+def test_utilisation_is_busy_time_over_workers_times_wallclock():
+    assert busy_fraction([0, 0, 4, 6], [4, 6, 5, 10], 2, 10) == pytest.approx(15 / 20)
+    # time outside [0, wallclock] does not count
+    assert busy_fraction([-2, 8], [2, 14], 1, 10) == pytest.approx(4 / 10)
+    assert math.isnan(busy_fraction([0], [1], 1, 0))
+
+
+def test_experiment_tables_and_best_values_skip_nan(tmp_path):
+    exp = handmade_experiment(tmp_path)
+    assert exp.utilization == pytest.approx(15 / 20)
+    assert exp.idle_worker_seconds == pytest.approx(5.0)
+    assert list(exp.trials["worker"]) == [0, 1, 0, 0]
+    assert list(exp.trials["duration"]) == [4.0, 6.0, 1.0, 4.0]
+    assert exp.best_value == pytest.approx(0.3)
+    assert exp.best_config == {"learning_rate": 0.2, "batch_size": 32}
+    trial2 = exp.trials.set_index("trial_id").loc[2]
+    assert math.isnan(trial2["final_validation_error"]) and math.isnan(trial2["best_validation_error"])
+    assert exp.trials.set_index("trial_id").loc[1, "best_validation_error"] == 0.4
+    summary = exp.summary()
+    assert summary["failed"] == 1 and summary["completed"] == 3
+
+
+def test_mode_max_picks_the_largest(tmp_path):
+    exp = handmade_experiment(tmp_path, mode="max")
+    assert exp.best_value == pytest.approx(0.8)
+    assert exp.best_config == {"learning_rate": 0.1, "batch_size": 64}
+
+
+def test_no_finite_value_means_no_best(tmp_path):
+    rows = pd.DataFrame({"trial_id": [0], "time": [1.0], "validation_error": [float("inf")]})
+    exp = handmade_experiment(tmp_path, rows=rows)
+    assert math.isnan(exp.best_value) and exp.best_config is None
+
+
+def test_unknown_experiment_names_both_places_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no experiment 'nope'"):
+        load_experiment("nope", results_dir=tmp_path)

@@ -1,0 +1,199 @@
+"""run_random_search end to end, through real Syne Tune subprocess workers."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import d2l_hpo
+from d2l_hpo import run_random_search, sample_configs, synthetic_objective, synthetic_space
+from d2l_hpo.runner import SeededRandomSearcher
+from d2l_hpo.spaces import ConfigSpaceError, loguniform, randint
+
+# stragglers: batch sizes above 224 take three times as long
+STRAGGLERS = synthetic_space(max_epochs=2, epoch_seconds=0.15)
+
+
+def configs_of(exp):
+    return exp.trials[exp.config_columns].to_dict("records")
+
+
+@pytest.fixture(scope="module")
+def sync_and_async(tmp_path_factory):
+    results_dir = tmp_path_factory.mktemp("runs")
+    return {mode: run_random_search(synthetic_objective, STRAGGLERS, n_workers=4,
+                                    max_num_trials=16, scheduling=mode, seed=3,
+                                    results_dir=results_dir, progress=False)
+            for mode in ("sync", "async")}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_runs_exactly_max_num_trials_to_completion_on_at_most_n_workers(sync_and_async, mode):
+    exp = sync_and_async[mode]
+    assert exp.scheduling == mode and exp.n_workers == 4
+    assert len(exp.trials) == 16
+    assert set(exp.trials["status"]) == {"completed"}
+    assert set(exp.trials["worker"]) <= {0, 1, 2, 3}
+    assert (exp.trials["end"] > exp.trials["start"]).all()
+    # every trial reported both epochs, in order
+    epochs = exp.results.groupby("trial_id")["epoch"].apply(list)
+    assert all(e == [1, 2] for e in epochs)
+    # no two trials overlap on the same lane
+    for _, lane in exp.trials.sort_values("start").groupby("worker"):
+        assert (lane["start"].to_numpy()[1:] >= lane["end"].to_numpy()[:-1] - 1e-6).all()
+    assert math.isfinite(exp.best_value) and exp.best_config is not None
+
+
+def test_the_same_seed_gives_the_same_configs_in_sync_and_async(sync_and_async):
+    sync, asynchronous = configs_of(sync_and_async["sync"]), configs_of(sync_and_async["async"])
+    assert sync == asynchronous
+    expected = sample_configs(STRAGGLERS, 16, seed=3)
+    assert [{k: c[k] for k in sync[0]} for c in expected] == sync
+    assert len({json.dumps(c, sort_keys=True) for c in sync}) == 16
+
+
+def test_async_keeps_workers_busier_than_sync_behind_stragglers(sync_and_async):
+    sync, asynchronous = sync_and_async["sync"], sync_and_async["async"]
+    assert asynchronous.utilization > sync.utilization + 0.05
+    assert asynchronous.wallclock < sync.wallclock
+    # sync really ran in batches: nobody started while a batch was still running
+    trials = sync.trials.sort_values("start")
+    for batch_start in range(0, 16, 4):
+        batch = trials.iloc[batch_start:batch_start + 4]
+        if batch_start + 4 < 16:
+            assert trials.iloc[batch_start + 4]["start"] >= batch["end"].max() - 1e-6
+
+
+def test_results_are_on_disk_and_load_back_the_same(sync_and_async):
+    exp = sync_and_async["async"]
+    again = d2l_hpo.load_experiment(exp.path)
+    assert again.trials.equals(exp.trials) and again.best_value == exp.best_value
+    assert again.utilization == pytest.approx(exp.utilization)
+    assert (exp.path / "results.csv").exists() and (exp.path / "tuner.log").exists()
+    named = d2l_hpo.load_experiment(exp.name, results_dir=exp.path.parent)
+    assert named.name == exp.name
+
+
+def test_seeded_searchers_agree_within_one_process():
+    space = {"x": loguniform(1e-3, 1.0), "n": randint(1, 100), "c": 5}
+    a = SeededRandomSearcher(space, random_seed=7)
+    b = SeededRandomSearcher(space, random_seed=7)
+    np.random.seed(123)  # the global generator must not matter
+    first = [a.suggest() for _ in range(5)]
+    np.random.seed(456)
+    assert first == [b.suggest() for _ in range(5)]
+    assert first != [SeededRandomSearcher(space, random_seed=8).suggest() for _ in range(5)]
+    limited = SeededRandomSearcher(space, random_seed=7, max_suggestions=2)
+    assert [limited.suggest() is None for _ in range(3)] == [False, False, True]
+
+
+def test_initial_config_comes_first_then_the_seeded_sequence(results_dir):
+    space = synthetic_space(max_epochs=1, epoch_seconds=0.05)
+    first = {"learning_rate": 0.1, "batch_size": 128, "num_layers": 2}
+    exp = run_random_search(synthetic_objective, space, n_workers=2, max_num_trials=3,
+                            seed=5, initial_config=first, results_dir=results_dir,
+                            progress=False)
+    configs = configs_of(exp)
+    assert configs[0] == first
+    assert configs[1:] == [{k: c[k] for k in first}
+                           for c in sample_configs(space, 2, seed=5)]
+
+
+def test_the_wallclock_budget_stops_running_trials(results_dir):
+    space = synthetic_space(max_epochs=40, epoch_seconds=0.5)  # 20 s and more a trial
+    exp = run_random_search(synthetic_objective, space, n_workers=2, max_wallclock_time=3,
+                            seed=0, results_dir=results_dir, progress=False)
+    assert exp.wallclock < 15
+    assert set(exp.trials["status"]) == {"stopped"}
+    assert len(exp.results) > 0  # what they reported before the stop is kept
+
+
+def reports_its_threads(k):
+    import os
+
+    from syne_tune import Reporter
+
+    Reporter()(threads=int(os.environ["OMP_NUM_THREADS"]), validation_error=0.5)
+
+
+def test_each_trial_gets_a_fair_share_of_the_cores(results_dir):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    exp = run_random_search(reports_its_threads, {"k": randint(1, 2)}, n_workers=1,
+                            max_num_trials=1, results_dir=results_dir, progress=False)
+    assert exp.results["threads"].tolist() == [cores]
+
+
+def keeps_defaults(x, scale=10.0, label="a b"):
+    from syne_tune import Reporter
+
+    Reporter()(validation_error=x * scale, label_ok=int(label == "a b"))
+
+
+def test_objective_defaults_and_types_survive_the_trip_to_the_worker(results_dir):
+    exp = run_random_search(keeps_defaults, {"x": randint(1, 1)}, n_workers=1,
+                            max_num_trials=1, results_dir=results_dir, progress=False)
+    assert exp.best_value == 10.0 and exp.results["label_ok"].tolist() == [1]
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"n_workers": 0}, ValueError, ["n_workers", ">= 1", "0"]),
+    ({"scheduling": "parallel"}, ValueError, ["scheduling", "'parallel'"]),
+    ({"mode": "lowest"}, ValueError, ["mode", "'lowest'"]),
+    ({"max_num_trials": None, "max_wallclock_time": None}, ValueError, ["budget"]),
+    ({"max_wallclock_time": -1}, ValueError, ["max_wallclock_time", "-1"]),
+    ({"max_num_trials": 0}, ValueError, ["max_num_trials", "0"]),
+    ({"name": "a/b"}, ValueError, ["name 'a/b'"]),
+    ({"backend": object()}, TypeError, ["TrialBackend", "object"]),
+    ({"initial_config": {"learning_rate": 5.0}}, ConfigSpaceError, ["'learning_rate'=5.0", "outside"]),
+])
+def test_bad_input_is_refused_before_any_trial_starts(kwargs, error, words, results_dir):
+    args = {"n_workers": 2, "max_num_trials": 2, "results_dir": results_dir, "progress": False}
+    args.update(kwargs)
+    with pytest.raises(error) as info:
+        run_random_search(synthetic_objective, synthetic_space(), **args)
+    for word in words:
+        assert word in str(info.value)
+    assert not results_dir.exists() or not any(results_dir.glob("*/0"))
+
+
+def test_a_space_that_does_not_fit_the_objective_is_refused(results_dir):
+    with pytest.raises(ConfigSpaceError, match="'momentum' is in the config space"):
+        run_random_search(synthetic_objective, {**synthetic_space(), "momentum": 0.9},
+                          n_workers=1, max_num_trials=1, results_dir=results_dir)
+
+
+def test_an_existing_name_is_refused_and_a_closure_is_explained(results_dir):
+    space = synthetic_space(max_epochs=1, epoch_seconds=0.01)
+    run_random_search(synthetic_objective, space, n_workers=1, max_num_trials=1,
+                      name="taken", results_dir=results_dir, progress=False)
+    with pytest.raises(FileExistsError, match="'taken' already exists"):
+        run_random_search(synthetic_objective, space, n_workers=1, max_num_trials=1,
+                          name="taken", results_dir=results_dir, progress=False)
+    scale = 2.0
+
+    def closure(learning_rate, batch_size, max_epochs, num_layers, epoch_seconds):
+        return learning_rate * scale
+
+    with pytest.raises(ValueError, match="enclosing function"):
+        run_random_search(closure, space, n_workers=1, max_num_trials=1,
+                          results_dir=results_dir, progress=False)
+
+
+def test_an_unwritable_results_dir_is_refused(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(PermissionError, match="cannot write results"):
+        run_random_search(synthetic_objective, synthetic_space(), n_workers=1,
+                          max_num_trials=1, results_dir=blocked)
+
+
+def test_more_workers_than_cores_warns(results_dir):
+    import os
+
+    too_many = len(os.sched_getaffinity(0)) + 1
+    with pytest.warns(UserWarning, match="CPU cores"):
+        run_random_search(synthetic_objective, synthetic_space(max_epochs=1, epoch_seconds=0.01),
+                          n_workers=too_many, max_num_trials=1, results_dir=results_dir,
+                          progress=False)
