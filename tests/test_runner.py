@@ -1,6 +1,7 @@
 """run_random_search end to end, through real Syne Tune subprocess workers."""
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -21,10 +22,12 @@ def configs_of(exp):
 @pytest.fixture(scope="module")
 def sync_and_async(tmp_path_factory):
     results_dir = tmp_path_factory.mktemp("runs")
-    return {mode: run_random_search(synthetic_objective, STRAGGLERS, n_workers=4,
-                                    max_num_trials=16, scheduling=mode, seed=3,
-                                    results_dir=results_dir, progress=False)
-            for mode in ("sync", "async")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 4 workers on 2 cores is the point
+        return {mode: run_random_search(synthetic_objective, STRAGGLERS, n_workers=4,
+                                        max_num_trials=16, scheduling=mode, seed=3,
+                                        results_dir=results_dir, progress=False)
+                for mode in ("sync", "async")}
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -131,10 +134,14 @@ def keeps_defaults(x, scale=10.0, label="a b"):
     Reporter()(validation_error=x * scale, label_ok=int(label == "a b"))
 
 
-def test_objective_defaults_and_types_survive_the_trip_to_the_worker(results_dir):
+def test_objective_defaults_and_types_survive_the_trip_to_the_worker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     exp = run_random_search(keeps_defaults, {"x": randint(1, 1)}, n_workers=1,
-                            max_num_trials=1, results_dir=results_dir, progress=False)
+                            max_num_trials=1, progress=False)
     assert exp.best_value == 10.0 and exp.results["label_ok"].tolist() == [1]
+    # results under ./runs by default, and nothing else left in the working directory
+    assert exp.path.parent.resolve() == (tmp_path / "runs").resolve()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 
 @pytest.mark.parametrize("kwargs, error, words", [

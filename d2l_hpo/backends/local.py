@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import types
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,17 @@ from syne_tune.backend import PythonBackend
 from syne_tune.backend.local_backend import LocalBackend
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
+
+
+def count_gpus() -> int:
+    """GPUs listed by ``nvidia-smi`` (0 without it). Syne Tune's own detection
+    leaves a file ``std.out`` in the current directory; this one writes nothing."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return len(listed.stdout.splitlines()) if listed.returncode == 0 else 0
 
 
 def check_self_contained(function: Callable) -> None:
@@ -62,6 +74,11 @@ class SubprocessBackend(PythonBackend):
     def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
         # PythonBackend warns when the folder exists; ours is created on purpose
         LocalBackend.set_path(self, results_root=results_root, tuner_name=tuner_name)
+
+    def _prepare_for_schedule(self, num_gpus=None):
+        if self.rotate_gpus and self.num_gpus is None and num_gpus is None:
+            num_gpus = count_gpus()
+        super()._prepare_for_schedule(num_gpus=num_gpus)
 
     def _schedule(self, trial_id: int, config: dict[str, Any]):
         config = {**config, "_d2l_hpo": {"threads": self.threads_per_trial}}

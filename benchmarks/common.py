@@ -1,0 +1,51 @@
+"""Shared bits of the benchmark scripts: machine description, tables, CSV."""
+from __future__ import annotations
+
+import csv
+import importlib.metadata as md
+import os
+import platform
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    versions = {}
+    for package in ("syne-tune", "torch", "torchvision", "d2l", "numpy"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = "-"
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+            **{f"v_{k}": v for k, v in versions.items()}}
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+        return str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_csv(name: str, rows: list[dict]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.csv"
+    info = machine()
+    rows = [{**r, **info} for r in rows]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def median(values):
+    return statistics.median(values)

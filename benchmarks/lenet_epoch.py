@@ -1,0 +1,101 @@
+"""One LeNet epoch (60k training images, then 10k validation images) through
+d2l.FashionMNIST's stock pipeline and through d2l_hpo's in-memory data module,
+side by side in one process, alternating, medians of the repeats.
+
+    python benchmarks/lenet_epoch.py [--threads 1 2] [--repeats 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table, median, write_csv  # noqa: E402
+
+
+def one_epoch(data, fraction_note="") -> float:
+    """Seconds for one training epoch plus one validation sweep, as lenet_objective does."""
+    import torch
+    from d2l import torch as d2l
+
+    torch.manual_seed(0)
+    model = d2l.LeNet(lr=0.1)
+    model.board.display = False
+    trainer = d2l.HPOTrainer(max_epochs=1)
+    model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
+    trainer.prepare_data(data)
+    trainer.prepare_model(model)
+    trainer.optim = model.configure_optimizers()
+    trainer.epoch = trainer.train_batch_idx = trainer.val_batch_idx = 0
+    val = trainer.val_dataloader
+    start = time.perf_counter()
+    trainer.val_dataloader = None
+    trainer.fit_epoch()
+    trainer.val_dataloader = val
+    error = float(trainer.validation_error())
+    elapsed = time.perf_counter() - start
+    assert 0 <= error <= 1
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="1 thread, 1 repeat")
+    args = parser.parse_args()
+    if args.quick:
+        args.threads, args.repeats = [1], 1
+
+    import torch
+    from d2l import torch as d2l
+
+    from d2l_hpo.data import FashionMNISTInMemory, stage_fashion_mnist
+
+    tmp = Path(tempfile.mkdtemp())
+    stage_fashion_mnist(tmp / "data")
+    (tmp / "notebooks").mkdir()
+    os.chdir(tmp / "notebooks")  # d2l.FashionMNIST reads ../data, as in the book
+
+    pipelines = {
+        "d2l.FashionMNIST (4 loader workers, d2l default)":
+            lambda: d2l.FashionMNIST(batch_size=args.batch_size),
+        "d2l.FashionMNIST (0 loader workers)":
+            lambda: _no_workers(d2l.FashionMNIST(batch_size=args.batch_size)),
+        "d2l_hpo FashionMNISTInMemory":
+            lambda: FashionMNISTInMemory(batch_size=args.batch_size, path=tmp / "data"),
+    }
+    images = 60_000 + 10_000
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        times = {name: [] for name in pipelines}
+        for _ in range(args.repeats):
+            for name, make in pipelines.items():  # alternate, so drift hits all alike
+                times[name].append(one_epoch(make()))
+                print(f"{threads} thread(s) {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+        stock = median(times["d2l.FashionMNIST (4 loader workers, d2l default)"])
+        for name in pipelines:
+            seconds = median(times[name])
+            rows.append({"threads": threads, "pipeline": name, "epoch_s": seconds,
+                         "images_per_s": images / seconds,
+                         "vs_d2l_default": stock / seconds, "repeats": args.repeats})
+    print(f"\nOne LeNet epoch, batch size {args.batch_size}: 60k train + 10k validation "
+          f"images (medians of {args.repeats})\n")
+    print(markdown_table(rows, ["threads", "pipeline", "epoch_s", "images_per_s",
+                                "vs_d2l_default"]))
+    print(f"\nCSV: {write_csv('lenet_epoch', rows)}")
+
+
+def _no_workers(data):
+    data.num_workers = 0
+    return data
+
+
+if __name__ == "__main__":
+    main()
