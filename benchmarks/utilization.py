@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import heapq
 import io
 import resource
 import sys
@@ -24,7 +23,7 @@ from syne_tune import StoppingCriterion, Tuner  # noqa: E402
 from syne_tune.backend import PythonBackend  # noqa: E402
 from syne_tune.results_callback import StoreResultsCallback  # noqa: E402
 
-from d2l_hpo import load_experiment, run_random_search, sample_configs  # noqa: E402
+from d2l_hpo import ideal_makespan, load_experiment, run_random_search, sample_configs  # noqa: E402
 from d2l_hpo import synthetic_objective, synthetic_space  # noqa: E402
 from d2l_hpo.runner import ExperimentRecorder, seeded_random_search  # noqa: E402
 
@@ -33,16 +32,6 @@ def nominal_duration(c) -> float:
     """synthetic_objective's sleeping time for config c (its cost model)."""
     per_epoch = c["epoch_seconds"] * (0.5 + c["batch_size"] / 128) * c["num_layers"] / 2
     return per_epoch * (3 if c["batch_size"] > 224 else 1) * c["max_epochs"]
-
-
-def ideal_makespan(durations, n_workers, scheduling) -> float:
-    """Zero-overhead schedule of the durations in trial order."""
-    if scheduling == "sync":
-        return sum(max(durations[i:i + n_workers]) for i in range(0, len(durations), n_workers))
-    free = [0.0] * n_workers
-    for d in durations:
-        heapq.heappush(free, heapq.heappop(free) + d)
-    return max(free)
 
 
 def busy_until_last_report(exp) -> float:

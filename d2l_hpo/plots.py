@@ -134,3 +134,26 @@ def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None):
         ax.set_xlim(0, end)
     plot_best_so_far([sync, asynchronous], ax=axes[2], labels=["sync", "async"])
     return np.array(axes)
+
+
+def plot_speedup(table: pd.DataFrame, ax=None, column: str = "speedup"):
+    """Measured speed-up against the number of workers, beside the ideal (= workers).
+
+    :param table: one row per run with columns ``workers`` and ``column``; several
+        rows per worker count (seeds) are drawn as points around their median
+    """
+    ax = _axes(ax)
+    workers = sorted(table["workers"].unique())
+    ax.plot(workers, workers, "k--", label="ideal (speed-up = workers)")
+    ax.scatter(table["workers"], table[column], color="tab:blue", alpha=0.4, s=15,
+               label="one seed")
+    medians = table.groupby("workers")[column].median()
+    ax.plot(medians.index, medians.to_numpy(), "o-", color="tab:blue", label="median")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(workers, [str(w) for w in workers])
+    ax.set_yticks(workers, [str(w) for w in workers])
+    ax.set_xlabel("workers")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.legend()
+    return ax

@@ -10,6 +10,7 @@ atomically, so a crash never leaves half a file):
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -228,3 +229,57 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
         wallclock=wallclock, results=results, trials=trials,
         config_columns=config_columns, settings=settings,
     )
+
+
+def ideal_makespan(durations, n_workers: int, scheduling: str = "async") -> float:
+    """Makespan of the zero-overhead schedule of ``durations`` in this order: async
+    starts each trial the instant a worker frees up; sync runs batches of
+    ``n_workers`` that each last as long as their longest trial."""
+    durations = list(durations)
+    if scheduling == "sync":
+        return float(sum(max(durations[i:i + n_workers])
+                         for i in range(0, len(durations), n_workers)))
+    free = [0.0] * n_workers
+    for d in durations:
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return float(max(free))
+
+
+# --- summaries across experiments -------------------------------------------------------
+def time_to_reach(exp: Experiment, target: float) -> float:
+    """Seconds until some trial first reported ``target`` or better (NaN if never)."""
+    values = _finite(exp.results.get(exp.metric, pd.Series(dtype=float)))
+    hits = values <= target if exp.mode == "min" else values >= target
+    times = exp.results.loc[hits[hits].index, "time"]
+    return float(times.min()) if len(times) else float("nan")
+
+
+def launch_gaps(exp: Experiment) -> pd.Series:
+    """Per lane, seconds from one trial's end to the next trial's start on that lane:
+    what a freed worker waits (polling) plus what starting a trial costs."""
+    gaps = []
+    for _, lane in exp.trials.sort_values("start").groupby("worker"):
+        gaps.extend(lane["start"].to_numpy()[1:] - lane["end"].to_numpy()[:-1])
+    return pd.Series(gaps, dtype=float, name="gap")
+
+
+def epoch_seconds(exp: Experiment) -> pd.Series:
+    """Per trial, the median time between consecutive reports (one epoch each)."""
+    rows = exp.results.sort_values(["trial_id", "worker_time"])
+    steps = rows.groupby("trial_id")["worker_time"].diff().dropna()
+    return steps.groupby(rows.loc[steps.index, "trial_id"]).median().rename("epoch_seconds")
+
+
+def compare(experiments, labels=None) -> pd.DataFrame:
+    """One row per experiment: workers, trials finished, wall-clock, utilisation,
+    idle worker-seconds and best value."""
+    labels = labels or [e.scheduling for e in experiments]
+    rows = []
+    for label, exp in zip(labels, experiments):
+        done = exp.trials["status"].isin(["completed", "failed"]).sum()
+        rows.append({"experiment": label, "workers": exp.n_workers,
+                     "trials finished": int(done), "wall-clock (s)": round(exp.wallclock, 1),
+                     "utilisation": round(exp.utilization, 3),
+                     "idle worker-seconds": round(exp.idle_worker_seconds, 1),
+                     f"best {exp.metric}": round(exp.best_value, 4)})
+    return pd.DataFrame(rows).set_index("experiment")

@@ -60,3 +60,14 @@ def test_no_finite_value_means_no_best(tmp_path):
 def test_unknown_experiment_names_both_places_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="no experiment 'nope'"):
         load_experiment("nope", results_dir=tmp_path)
+
+
+def test_ideal_makespan_of_hand_made_durations():
+    from d2l_hpo.results import ideal_makespan
+
+    # async, 2 workers: lane A runs 4; lane B runs 1, 1, 2 back to back -> 4
+    assert ideal_makespan([4, 1, 1, 2], 2) == 4.0
+    # sync: batches (4, 1) and (1, 2) each last as long as their longest trial
+    assert ideal_makespan([4, 1, 1, 2], 2, "sync") == 4 + 2
+    assert ideal_makespan([1, 1, 1], 1) == 3.0
+    assert ideal_makespan([5, 1, 1, 1, 1], 4) == 5.0  # the tail: one long trial

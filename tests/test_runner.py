@@ -9,7 +9,7 @@ import pytest
 import d2l_hpo
 from d2l_hpo import run_random_search, sample_configs, synthetic_objective, synthetic_space
 from d2l_hpo.runner import SeededRandomSearcher
-from d2l_hpo.spaces import ConfigSpaceError, loguniform, randint
+from d2l_hpo.spaces import ConfigSpaceError, choice, loguniform, randint
 
 # stragglers: batch sizes above 224 take three times as long
 STRAGGLERS = synthetic_space(max_epochs=2, epoch_seconds=0.15)
@@ -204,3 +204,28 @@ def test_more_workers_than_cores_warns(results_dir):
         run_random_search(synthetic_objective, synthetic_space(max_epochs=1, epoch_seconds=0.01),
                           n_workers=too_many, max_num_trials=1, results_dir=results_dir,
                           progress=False)
+
+
+def fails_for_large_x(x):
+    import sys
+
+    from syne_tune import Reporter
+
+    if x > 2:
+        raise RuntimeError(f"x={x} is too large")
+    if x == 2:
+        sys.exit(0)  # a clean early exit after no report counts as completed
+    Reporter()(validation_error=float(x))
+
+
+def test_a_trial_that_raises_is_failed_and_the_others_go_on(results_dir):
+    exp = run_random_search(fails_for_large_x, {"x": choice([1, 3])}, n_workers=2,
+                            max_num_trials=4, seed=0, results_dir=results_dir,
+                            initial_config={"x": 3}, progress=False)
+    statuses = dict(zip(exp.trials["x"], exp.trials["status"]))
+    assert statuses[3] == "failed" and statuses.get(1, "completed") == "completed"
+    assert len(exp.trials) == 4
+    failed = exp.trials[exp.trials["status"] == "failed"]
+    assert (failed["end"] > failed["start"]).all()
+    stderr = (exp.path / str(failed["trial_id"].iloc[0]) / "std.err").read_text()
+    assert "RuntimeError: x=3 is too large" in stderr

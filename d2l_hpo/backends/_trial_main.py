@@ -7,9 +7,11 @@ The config arrives as JSON, so every value keeps its type.
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 
@@ -18,6 +20,29 @@ def _arg(name: str) -> str:
 
 
 def main() -> None:
+    """Run the trial, then end the process at once.
+
+    A normal interpreter exit with torch loaded took about 1.1 s here (measured:
+    0.06 s with ``os._exit``), and the worker would sit idle for it. So after the
+    objective returns (or raises, traceback printed) we flush and ``os._exit``;
+    objectives close their own files (``with`` blocks), as they should anyway.
+    """
+    code = 0
+    try:
+        _run_trial()
+    except SystemExit as stop:  # sys.exit(n) inside the objective keeps its code
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _run_trial() -> None:
     config_file = Path(_arg("st_config_json_filename"))
     trial_dir = config_file.parent
     try:
@@ -41,8 +66,11 @@ def main() -> None:
             config = {k: v for k, v in config.items() if k in accepted}
         objective(**config)
     finally:
-        # the exact end of the trial; the backend reads it instead of guessing
-        (trial_dir / "end").write_text(str(time.time()))
+        # the exact end of the trial; the backend reads it instead of guessing.
+        # Written under another name first: the tuner may read it at any moment.
+        tmp = trial_dir / f".end.{os.getpid()}"
+        tmp.write_text(str(time.time()))
+        os.replace(tmp, trial_dir / "end")
 
 
 if __name__ == "__main__":
