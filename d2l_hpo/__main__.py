@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=None,
                      help="folder with the Fashion-MNIST idx files (default: search the "
                           "usual places, see d2l_hpo.data)")
+    run.add_argument("--max-trial-time", type=_positive_float, default=None,
+                     help="kill a trial that runs longer than this many seconds "
+                          "(default: no limit)")
+    run.add_argument("--max-failures", type=int, default=3,
+                     help="stop when more trials than this fail (default %(default)s)")
+    run.add_argument("--resume", metavar="NAME", default=None,
+                     help="continue the interrupted experiment NAME with its own settings "
+                          "(other flags but --results-dir are ignored)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     plot = sub.add_parser("plot", help="redraw the figures of a past run",
                           description="Redraw the PNG figures and summary.md of a past run.")
@@ -100,8 +108,10 @@ def write_report(exp) -> list[Path]:
     summary = exp.summary()
     lines = [f"# {exp.name}", "",
              f"- scheduling: {exp.scheduling}, {exp.n_workers} workers",
-             f"- trials: {summary['trials']} ({summary['completed']} completed, "
-             f"{summary['failed']} failed, {summary['stopped']} stopped)",
+             f"- trials: {summary['trials']} (" + ", ".join(
+                 f"{summary[s]} {s}" for s in ("completed", "failed", "diverged", "timeout",
+                                                "stopped", "interrupted")
+                 if summary[s] or s == "completed") + ")",
              f"- wall-clock: {exp.wallclock:.1f} s; workers busy {exp.utilization:.1%} of it",
              f"- best {exp.metric}: {exp.best_value:.4f}",
              f"- best configuration: {json.dumps(exp.best_config)}", "",
@@ -113,8 +123,39 @@ def write_report(exp) -> list[Path]:
         config = " | ".join(_fmt(row[c]) for c in exp.config_columns)
         lines.append(f"| {row['trial_id']} | {row['status']} | {row['worker']} | "
                      f"{row['duration']:.1f} | {config} | {_fmt(row[f'best_{exp.metric}'])} |")
+    for trial_id, error in summary["errors"].items():
+        lines += ["", f"Trial {trial_id} failed; the end of its stderr:", "", "```",
+                  error or "(empty)", "```"]
     (exp.path / "summary.md").write_text("\n".join(lines) + "\n")
     return figures + [exp.path / "summary.md"]
+
+
+def _run_settings(args) -> dict:
+    """Keyword arguments of run_random_search, from the flags or from a run to resume."""
+    import d2l_hpo
+    from d2l_hpo.results import resolve_experiment_path
+
+    if args.resume is None:
+        space = d2l_hpo.lenet_space(max_epochs=args.epochs)
+        space["data_fraction"] = args.data_fraction
+        return dict(config_space=space, n_workers=args.workers, max_num_trials=args.trials,
+                    max_wallclock_time=args.max_wallclock_time, scheduling=args.scheduling,
+                    seed=args.seed, name=args.name,
+                    initial_config=dict(d2l_hpo.LENET_INITIAL_CONFIG),
+                    results_dir=args.results_dir, progress=not args.no_progress,
+                    max_trial_time=args.max_trial_time, max_failures=args.max_failures)
+    path = resolve_experiment_path(args.resume, args.results_dir)
+    old = json.loads((path / "experiment.json").read_text())
+    space = d2l_hpo.lenet_space(max_epochs=old["constants"]["max_epochs"])
+    space.update(old["constants"])
+    initial = old.get("initial_config")
+    return dict(config_space=space, n_workers=old["n_workers"],
+                max_num_trials=old["max_num_trials"],
+                max_wallclock_time=old["max_wallclock_time"], scheduling=old["scheduling"],
+                seed=old["seed"], name=old["name"], results_dir=path.parent,
+                initial_config={k: initial[k] for k in old["config_columns"]} if initial else None,
+                progress=not args.no_progress, max_trial_time=old.get("max_trial_time"),
+                max_failures=old.get("max_failures", 3), resume=True)
 
 
 def _fmt(value):
@@ -139,16 +180,12 @@ def main(argv=None) -> int:
         except FashionMNISTNotFoundError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        space = d2l_hpo.lenet_space(max_epochs=args.epochs)
-        space["data_fraction"] = args.data_fraction
         try:
-            exp = d2l_hpo.run_random_search(
-                d2l_hpo.lenet_objective, space, n_workers=args.workers,
-                max_num_trials=args.trials, max_wallclock_time=args.max_wallclock_time,
-                scheduling=args.scheduling, seed=args.seed, name=args.name,
-                initial_config=dict(d2l_hpo.LENET_INITIAL_CONFIG),
-                results_dir=args.results_dir, progress=not args.no_progress)
-        except (ValueError, TypeError, FileExistsError, PermissionError) as err:
+            kwargs = _run_settings(args)
+            exp = d2l_hpo.run_random_search(d2l_hpo.lenet_objective, **kwargs)
+        except KeyboardInterrupt:
+            return 130  # the runner said where the results are and how to resume
+        except (ValueError, TypeError, OSError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
     written = write_report(exp)

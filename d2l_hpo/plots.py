@@ -11,7 +11,8 @@ import pandas as pd
 
 from d2l_hpo.results import Experiment
 
-STATUS_COLORS = {"completed": "tab:blue", "failed": "tab:red", "stopped": "tab:gray",
+STATUS_COLORS = {"completed": "tab:blue", "failed": "tab:red", "diverged": "tab:purple",
+                 "timeout": "tab:brown", "stopped": "tab:gray", "interrupted": "tab:olive",
                  "running": "tab:orange"}
 
 
@@ -22,12 +23,6 @@ def _axes(ax):
     return ax
 
 
-def _finite_metric(exp: Experiment) -> pd.DataFrame:
-    rows = exp.results
-    if exp.metric not in rows:
-        return rows.iloc[0:0].assign(**{exp.metric: []})
-    values = pd.to_numeric(rows[exp.metric], errors="coerce")
-    return rows[np.isfinite(values)]
 
 
 # --- data steps -----------------------------------------------------------------------
@@ -39,8 +34,9 @@ def trials_over_time(exp: Experiment) -> dict[int, pd.DataFrame]:
 
 
 def best_so_far(exp: Experiment) -> pd.DataFrame:
-    """Best finite metric value so far against wall-clock time (a step function)."""
-    rows = _finite_metric(exp).sort_values("time")
+    """Best value so far against wall-clock time (a step function); NaN/inf reports
+    and diverged trials do not count (see ``Experiment``)."""
+    rows = exp.valid_results().sort_values("time")
     values = rows[exp.metric].astype(float)
     best = values.cummin() if exp.mode == "min" else values.cummax()
     return pd.DataFrame({"time": rows["time"].to_numpy(), "best": best.to_numpy()})
@@ -56,13 +52,27 @@ def worker_timeline(exp: Experiment) -> pd.DataFrame:
 
 # --- drawing steps --------------------------------------------------------------------
 def plot_trials_over_time(exp: Experiment, ax=None):
-    """The metric of every trial against wall-clock time, one colour per trial."""
+    """The metric of every trial against wall-clock time, one colour per trial.
+
+    A NaN or infinite report (a diverged trial) is drawn as a red cross on the top
+    edge; a failed trial's last point as a red square."""
     ax = _axes(ax)
     curves = trials_over_time(exp)
     cmap = __import__("matplotlib").colormaps["viridis"]
+    status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
+    bad_times = []
     for i, (trial_id, rows) in enumerate(sorted(curves.items())):
-        ax.plot(rows["time"], rows[exp.metric], marker="o", markersize=3, linewidth=1,
+        values = pd.to_numeric(rows[exp.metric], errors="coerce")
+        ok = np.isfinite(values)
+        ax.plot(rows["time"][ok], values[ok], marker="o", markersize=3, linewidth=1,
                 color=cmap(i / max(1, len(curves) - 1)), label=f"trial {trial_id}")
+        bad_times.extend(rows["time"][~ok])
+        if status.get(trial_id) == "failed" and ok.any():
+            ax.plot(rows["time"][ok].iloc[-1], values[ok].iloc[-1], "s", color="tab:red",
+                    markersize=6)
+    if bad_times:
+        ax.plot(bad_times, [1.0] * len(bad_times), "x", color="tab:red", markersize=8,
+                transform=ax.get_xaxis_transform(), clip_on=False, label="diverged (NaN/inf)")
     ax.set_xlabel("wall-clock time (s)")
     ax.set_ylabel(exp.metric)
     ax.set_title(f"{exp.metric} of each trial ({len(curves)} trials)")

@@ -87,7 +87,9 @@ class Experiment:
     start, and every reported value); ``trials`` one row per trial (``trial_id``,
     ``status``, ``start``, ``end``, ``duration``, ``worker``, the configuration, and
     the trial's final and best metric). Reported values that are NaN or infinite
-    never count as best.
+    never count as best, and neither does anything a trial reported before it
+    diverged (status ``diverged``): a configuration that blows up is not a good
+    configuration, whatever its first epochs looked like.
     """
 
     name: str
@@ -114,8 +116,17 @@ class Experiment:
         """Worker-seconds during which a worker had no trial."""
         return self.n_workers * self.wallclock * (1 - self.utilization)
 
+    def valid_results(self) -> pd.DataFrame:
+        """Reports that count for "best": finite, and not from a trial that diverged."""
+        rows = self.results
+        if self.metric not in rows:
+            return rows.iloc[0:0]
+        diverged = set(self.trials.loc[self.trials["status"] == "diverged", "trial_id"])
+        values = pd.to_numeric(rows[self.metric], errors="coerce")
+        return rows[np.isfinite(values) & ~rows["trial_id"].isin(diverged)]
+
     def _best_row(self):
-        values = _finite(self.results.get(self.metric, pd.Series(dtype=float)))
+        values = self.valid_results().get(self.metric, pd.Series(dtype=float)).astype(float)
         if values.empty:
             return None
         index = values.idxmin() if self.mode == "min" else values.idxmax()
@@ -144,10 +155,16 @@ class Experiment:
     def summary(self) -> dict[str, Any]:
         """The headline numbers of the experiment, as plain Python values."""
         counts = self.trials["status"].value_counts()
+        errors = {}
+        if "error" in self.trials:
+            failed = self.trials[self.trials["status"] == "failed"]
+            errors = {int(t): e for t, e in zip(failed["trial_id"], failed["error"])}
         return {
             "name": self.name, "scheduling": self.scheduling, "n_workers": self.n_workers,
-            "trials": len(self.trials), "completed": int(counts.get("completed", 0)),
-            "failed": int(counts.get("failed", 0)), "stopped": int(counts.get("stopped", 0)),
+            "trials": len(self.trials),
+            **{s: int(counts.get(s, 0)) for s in ("completed", "failed", "diverged",
+                                                  "timeout", "stopped", "interrupted")},
+            "errors": errors,
             "wallclock": round(self.wallclock, 2), "utilization": round(self.utilization, 3),
             f"best_{self.metric}": self.best_value, "best_config": self.best_config,
         }
@@ -175,21 +192,75 @@ def resolve_experiment_path(name_or_path, results_dir=None) -> Path:
 
 
 def load_experiment(name_or_path, results_dir=None) -> Experiment:
-    """Load a past (or running) experiment by its folder or by its name.
+    """Load a past (or running, or killed) experiment by its folder or by its name.
 
     :param name_or_path: an experiment folder, or a name under ``results_dir``
     :param results_dir: where named experiments live; default ``runs/`` (or ``$SYNETUNE_FOLDER``)
     """
     path = resolve_experiment_path(name_or_path, results_dir)
+    return build_experiment(path, *read_tables(path))
+
+
+def read_tables(path: Path):
+    """Settings, trials and reports of an experiment folder.
+
+    When the run did not finish (its process was killed, say), the tables on disk
+    can be up to a second behind; the trials' own logs (``N/std.out``, where each
+    report is a line) are then read as well, so nothing a trial reported is lost.
+    """
+    path = Path(path)
     settings = json.loads((path / EXPERIMENT_FILE).read_text())
     trials = _read_csv(path / TRIALS_FILE)
     results = _read_csv(path / RESULTS_FILE)
-    return build_experiment(path, settings, trials, results)
+    if not settings.get("finished"):
+        trials, results = _recover_from_trial_logs(path, settings, trials, results)
+    return settings, trials, results
+
+
+def _recover_from_trial_logs(path, settings, trials, results):
+    from syne_tune.report import retrieve
+
+    t0 = settings.get("start_timestamp")
+    if t0 is None:
+        return trials, results
+    known = set(trials["trial_id"]) if len(trials) else set()
+    abandoned = set(settings.get("abandoned", []))  # redone under new ids by a resume
+    new_trials, new_rows = [], []
+    for folder in sorted(path.iterdir(), key=lambda p: p.name):
+        if not (folder.name.isdigit() and (folder / "std.out").exists()):
+            continue
+        trial_id = int(folder.name)
+        if trial_id in abandoned:
+            continue
+        reports = retrieve(log_lines=(folder / "std.out").read_text().splitlines())
+        have = int((results["trial_id"] == trial_id).sum()) if len(results) else 0
+        for report in reports[have:]:
+            row = {"trial_id": trial_id, "time": report.get("st_worker_timestamp", t0) - t0}
+            row.update({k: v for k, v in report.items() if not k.startswith("st_")})
+            row["worker_time"] = report.get("st_worker_time", math.nan)
+            new_rows.append(row)
+        if trial_id not in known and (folder / "config.json").exists():
+            config = json.loads((folder / "config.json").read_text())
+            end = folder / "end"
+            new_trials.append({
+                "trial_id": trial_id, "status": "interrupted",
+                "start": (folder / "config.json").stat().st_mtime - t0,
+                "end": (float(end.read_text()) - t0) if end.exists() else math.nan,
+                **{c: config.get(c) for c in settings.get("config_columns", [])},
+                "error": "", "pid": math.nan})
+    if new_rows:
+        results = pd.concat([results, pd.DataFrame(new_rows)], ignore_index=True)
+    if new_trials:
+        trials = pd.concat([trials, pd.DataFrame(new_trials)], ignore_index=True)
+    if len(trials):  # whatever was running when the process died was interrupted
+        trials.loc[trials["status"] == "running", "status"] = "interrupted"
+    return trials, results
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        # only empty cells are missing: a choice(["nan", "none"]) value stays a string
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return pd.DataFrame()
 
@@ -205,19 +276,30 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
     if results.empty:
         results = pd.DataFrame(columns=["trial_id", "time", metric])
     trials = trials.sort_values("trial_id").reset_index(drop=True)
+    trials = trials.drop(columns=["pid"], errors="ignore")  # for the runner's clean-up only
+    if "error" in trials:
+        trials["error"] = trials["error"].fillna("").astype(str)
+    last_time = results["time"].max() if len(results) else math.nan
+    if trials["end"].isna().any():  # killed before they ended: up to their last report
+        last = results.groupby("trial_id")["time"].max() if len(results) else {}
+        trials["end"] = [e if not pd.isna(e) else float(last.get(t, s) if len(results) else s)
+                         for t, s, e in zip(trials["trial_id"], trials["start"], trials["end"])]
     results = results.sort_values(["time", "trial_id"], kind="stable").reset_index(drop=True)
     wallclock = float(settings.get("wallclock") or 0.0)
-    if not wallclock and len(trials):
-        wallclock = float(pd.concat([trials["end"], trials["start"]]).max())
+    if len(trials):
+        wallclock = max(wallclock, float(pd.concat([trials["end"], trials["start"]]).max()))
+    if not pd.isna(last_time):
+        wallclock = max(wallclock, float(last_time))
     trials["duration"] = trials["end"] - trials["start"]
     if "worker" not in trials or trials["worker"].isna().any():
         ends = trials["end"].fillna(wallclock).tolist()
         trials["worker"] = assign_lanes(trials["start"].tolist(), ends, n_workers)
     trials["worker"] = trials["worker"].astype(int)
     final, best = [], []
-    for trial_id in trials["trial_id"]:
+    for trial_id, status in zip(trials["trial_id"], trials["status"]):
         values = results.loc[results["trial_id"] == trial_id, metric] if metric in results else []
-        finite = _finite(pd.Series(values, dtype=float))
+        values = pd.to_numeric(pd.Series(values), errors="coerce")
+        finite = _finite(values) if status != "diverged" else values.iloc[0:0]
         final.append(float(values.iloc[-1]) if len(values) else float("nan"))
         best.append(float("nan") if finite.empty else
                     float(finite.min() if mode == "min" else finite.max()))
@@ -276,7 +358,7 @@ def compare(experiments, labels=None) -> pd.DataFrame:
     labels = labels or [e.scheduling for e in experiments]
     rows = []
     for label, exp in zip(labels, experiments):
-        done = exp.trials["status"].isin(["completed", "failed"]).sum()
+        done = exp.trials["status"].isin(["completed", "failed", "diverged", "timeout"]).sum()
         rows.append({"experiment": label, "workers": exp.n_workers,
                      "trials finished": int(done), "wall-clock (s)": round(exp.wallclock, 1),
                      "utilisation": round(exp.utilization, 3),

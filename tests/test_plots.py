@@ -26,8 +26,12 @@ def test_data_steps_give_plain_tables(exp):
 
 def test_trials_over_time_draws_one_coloured_line_per_trial(exp):
     ax = plots.plot_trials_over_time(exp)
-    assert isinstance(ax, Axes) and len(ax.lines) == 4
-    assert len({tuple(line.get_color()) for line in ax.lines}) == 4
+    trial_lines = [line for line in ax.lines if line.get_label().startswith("trial ")]
+    assert isinstance(ax, Axes) and len(trial_lines) == 4
+    assert len({tuple(line.get_color()) for line in trial_lines}) == 4
+    # trial 2 reported NaN: a cross on the top edge instead of a point
+    crosses = [line for line in ax.lines if line.get_label() == "diverged (NaN/inf)"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [4.5]
     plt.close("all")
 
 

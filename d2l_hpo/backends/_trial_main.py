@@ -42,7 +42,22 @@ def main() -> None:
     os._exit(code)
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the tuner dies, even by kill -9, so no trial outlives it."""
+    try:
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the tuner died before we got here
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass  # not Linux: the runner kills leftovers when the experiment resumes
+
+
 def _run_trial() -> None:
+    _die_with_parent()
     config_file = Path(_arg("st_config_json_filename"))
     trial_dir = config_file.parent
     try:

@@ -70,6 +70,10 @@ class SubprocessBackend(PythonBackend):
         self.entry_point = str(ENTRY_POINT)
         self.pass_args_as_json = True
         self.threads_per_trial = int(threads_per_trial)
+        self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
+
+    def new_trial_id(self) -> int:
+        return self.first_trial_id + len(self.trial_ids)
 
     def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
         # PythonBackend warns when the folder exists; ours is created on purpose
