@@ -443,7 +443,7 @@ def _prepare_folder(results_dir, name, resume) -> Path:
 
 def _previous_run(path: Path, settings: dict) -> dict:
     """What a resumed run keeps and what it redoes, from the files of the earlier run."""
-    from d2l_hpo.results import build_experiment, read_tables
+    from d2l_hpo.results import _plain, build_experiment, read_tables
     old, trials, results = read_tables(path)
     # the clock goes on from the last thing that happened, even after a kill -9
     old["wallclock"] = build_experiment(path, dict(old), trials.copy(), results.copy()).wallclock
@@ -471,10 +471,6 @@ def _previous_run(path: Path, settings: dict) -> dict:
                              *(int(i) for i in redo["trial_id"])} if len(redo) else
                             set(old.get("abandoned", []))),
     }
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _kill_leftovers(trials: pd.DataFrame) -> None:

@@ -248,7 +248,8 @@ def test_the_command_line_run_survives_a_signal_and_resumes(tmp_path):
     assert psutil.wait_procs(tree, timeout=5)[1] == []
     before = load_experiment(folder)
     done_before = before.trials[before.trials["status"] == "completed"]
-    assert len(done_before) >= 1 and len(before.trials) < 5 or "interrupted" in set(before.trials["status"])
+    # interrupted part-way: some trials finished, not all of them
+    assert 1 <= len(done_before) < 5
     again = subprocess.run([sys.executable, "-m", "d2l_hpo", "run", "--resume", "cli",
                             "--results-dir", str(tmp_path), "--no-progress"],
                            capture_output=True, text=True, timeout=300)
