@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from d2l_hpo.results import Experiment
+from d2l_hpo.results import Experiment, assign_lanes
 
 STATUS_COLORS = {"completed": "tab:blue", "failed": "tab:red", "diverged": "tab:purple",
                  "timeout": "tab:brown", "stopped": "tab:gray", "interrupted": "tab:olive",
@@ -43,11 +43,32 @@ def best_so_far(exp: Experiment) -> pd.DataFrame:
 
 
 def worker_timeline(exp: Experiment) -> pd.DataFrame:
-    """One bar per trial: worker lane, start, end, status."""
+    """One bar per trial: its lane (row of the plot) and the lane's label, start, end, status.
+
+    Trials that ran on one machine get one lane per worker. When the trials table
+    says they ran on several nodes (the Ray backend), each node gets its own group
+    of lanes, as many as it ran trials at the same time, so the plot shows where
+    every trial really ran."""
     t = exp.trials
-    return pd.DataFrame({"trial_id": t["trial_id"], "worker": t["worker"],
+    bars = pd.DataFrame({"trial_id": t["trial_id"], "worker": t["worker"],
                          "start": t["start"], "end": t["end"].fillna(exp.wallclock),
-                         "status": t["status"]})
+                         "status": t["status"],
+                         "node": t["node"].fillna("").astype(str) if "node" in t else ""})
+    nodes = [n for n in dict.fromkeys(bars.sort_values("start")["node"]) if n]
+    if len(nodes) < 2:
+        bars["lane"] = bars["worker"]
+        bars["label"] = [f"worker {w}" for w in bars["worker"]]
+        return bars
+    bars["lane"], bars["label"], first = 0, "", 0
+    for node in nodes + [""] if (bars["node"] == "").any() else nodes:
+        rows = bars.index[bars["node"] == node]
+        slots = assign_lanes(bars.loc[rows, "start"].tolist(), bars.loc[rows, "end"].tolist(),
+                             len(rows))
+        bars.loc[rows, "lane"] = [first + s for s in slots]
+        name = f"node {node}" if node else "not started"
+        bars.loc[rows, "label"] = [f"{name} · slot {s}" for s in slots]
+        first += max(slots) + 1
+    return bars
 
 
 # --- drawing steps --------------------------------------------------------------------
@@ -100,21 +121,24 @@ def plot_best_so_far(experiments: Experiment | Sequence[Experiment], ax=None,
 
 
 def plot_worker_timeline(exp: Experiment, ax=None):
-    """One lane per worker, one bar per trial coloured by status; gaps are idle time."""
+    """One lane per worker (grouped by node when trials ran on several), one bar per
+    trial coloured by status; gaps are idle time."""
     ax = _axes(ax)
     bars = worker_timeline(exp)
     for status, rows in bars.groupby("status"):
-        ax.barh(rows["worker"], rows["end"] - rows["start"], left=rows["start"], height=0.8,
+        ax.barh(rows["lane"], rows["end"] - rows["start"], left=rows["start"], height=0.8,
                 color=STATUS_COLORS.get(status, "tab:purple"), edgecolor="white",
                 label=status)
     for row in bars.itertuples():
         width = row.end - row.start
         if width > 0.04 * max(exp.wallclock, 1e-9):
-            ax.text(row.start + width / 2, row.worker, str(row.trial_id), ha="center",
+            ax.text(row.start + width / 2, row.lane, str(row.trial_id), ha="center",
                     va="center", fontsize=7, color="white")
-    ax.set_yticks(range(exp.n_workers))
-    ax.set_yticklabels([f"worker {w}" for w in range(exp.n_workers)])
-    ax.set_ylim(-0.6, exp.n_workers - 0.4)
+    labels = dict(zip(bars["lane"], bars["label"]))
+    lanes = max([exp.n_workers, *(lane + 1 for lane in labels)])
+    ax.set_yticks(range(lanes))
+    ax.set_yticklabels([labels.get(lane, f"worker {lane}") for lane in range(lanes)])
+    ax.set_ylim(-0.6, lanes - 0.4)
     ax.set_xlim(0, max(exp.wallclock, 1e-9))
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock time (s)")

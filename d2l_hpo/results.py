@@ -276,7 +276,9 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
     if results.empty:
         results = pd.DataFrame(columns=["trial_id", "time", metric])
     trials = trials.sort_values("trial_id").reset_index(drop=True)
-    trials = trials.drop(columns=["pid"], errors="ignore")  # for the runner's clean-up only
+    if "node" not in trials:  # runs recorded before trials had a node
+        trials["node"] = ""
+    trials["node"] = trials["node"].fillna("").astype(str)
     if "error" in trials:
         trials["error"] = trials["error"].fillna("").astype(str)
     last_time = results["time"].max() if len(results) else math.nan

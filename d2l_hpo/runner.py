@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import platform
 import re
 import signal
 import sys
@@ -47,6 +48,7 @@ from d2l_hpo.spaces import validate_config, validate_config_space
 # is 5 s, which leaves a freed worker idle for up to 5 s; a look costs well under
 # a millisecond per running trial (benchmarks/polling.py measures both).
 POLL_INTERVAL = 0.05
+LOCAL_NODE = platform.node() or "local"  # the trials table's node for local trials
 STATUS = {"InProgress": "running", "Completed": "completed", "Failed": "failed",
           "Stopped": "stopped", "Stopping": "stopped", "Paused": "stopped"}
 FINISHED = ("completed", "failed", "diverged", "timeout")  # not run again on resume
@@ -188,6 +190,7 @@ class ExperimentRecorder(TunerCallback):
         self.random_draws_before = int(settings.get("random_draws", 0))
         self.diverged: set[int] = set()
         self.timed_out: set[int] = set()
+        self.rerun: set[int] = set()
         self.show_progress = progress
         self.max_num_trials, self.max_wallclock_time = max_num_trials, max_wallclock_time
         self.max_trial_time = max_trial_time
@@ -231,10 +234,35 @@ class ExperimentRecorder(TunerCallback):
             "start": self.now(), "end": math.nan, "worker": lane,
             **{k: trial.config.get(k) for k in self.settings["config_columns"]},
             "error": "", "pid": getattr(process, "pid", None),
+            # a backend that places trials elsewhere tells us where once they start
+            "node": "" if hasattr(self.tuner.trial_backend, "placement") else LOCAL_NODE,
         }
         self._dirty = True
 
+    def _update_placement(self):
+        placement = getattr(self.tuner.trial_backend, "placement", None)
+        if placement is None:
+            return
+        for trial_id, row in self.trials.items():
+            if row["status"] != "running" and row["node"]:
+                continue
+            where = placement(trial_id)
+            if where.get("node") and (row["node"], row["pid"]) != (where["node"][:8],
+                                                                    where["pid"]):
+                row["node"], row["pid"] = where["node"][:8], where["pid"]
+                self._dirty = True
+            if where.get("note") and trial_id not in self.rerun:
+                # it runs again from the start (its node died): what the lost attempt
+                # reported is dropped, so the table holds one complete run per trial
+                self.rerun.add(trial_id)
+                row["error"] = where["note"]
+                self.rows = [r for r in self.rows if r["trial_id"] != trial_id]
+                self._recompute_best()
+                self._say(f"trial {trial_id}: {where['note']}")
+                self._dirty = True
+
     def on_fetch_status_results(self, trial_status_dict, new_results):
+        self._update_placement()
         for trial_id, result in new_results:
             row = {"trial_id": trial_id,
                    "time": result.get("st_worker_timestamp", time.time()) - self.t0}
@@ -299,6 +327,7 @@ class ExperimentRecorder(TunerCallback):
     def on_tuning_end(self):
         # still running now: the budget ran out, or the run is being interrupted;
         # the Tuner stops these trials right after this call
+        self._update_placement()
         interrupted = isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit))
         for trial_id, row in self.trials.items():
             if row["status"] == "running":
@@ -371,7 +400,7 @@ class ExperimentRecorder(TunerCallback):
             self.settings["random_draws"] = self.random_draws_before + self.searcher.num_random
         write_atomically(self.path / EXPERIMENT_FILE, json.dumps(self.settings, indent=1))
         columns = ["trial_id", "status", "start", "end", "worker",
-                   *self.settings["config_columns"], "error", "pid"]
+                   *self.settings["config_columns"], "error", "pid", "node"]
         trials = pd.DataFrame(list(self.trials.values()), columns=columns)
         write_atomically(self.path / TRIALS_FILE, trials.to_csv(index=False))
         write_atomically(self.path / RESULTS_FILE, pd.DataFrame(self.rows).to_csv(index=False))
@@ -606,6 +635,10 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
                                     threads_per_trial=max(1, usable_cores() // n_workers))
     elif hasattr(backend, "bind_objective"):
         backend.bind_objective(objective, config_space)
+    if hasattr(backend, "capacity") and backend.capacity() < n_workers:
+        warnings.warn(
+            f"n_workers={n_workers}, but {backend} has room for only {backend.capacity()} "
+            "trials at once: the others wait for a free slot", stacklevel=2)
     if first_id:
         if not hasattr(backend, "first_trial_id"):
             raise TypeError(f"{type(backend).__name__} cannot resume an experiment")

@@ -1,6 +1,7 @@
 """Each plot returns its Axes with the artists it promises."""
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
@@ -67,3 +68,34 @@ def test_sync_vs_async_puts_both_timelines_and_the_curves_side_by_side(exp, tmp_
     assert axes[0].get_xlim() == axes[1].get_xlim() == (0, 12.0)
     assert len(axes[2].lines) == 2
     plt.close("all")
+
+
+def test_worker_timeline_groups_lanes_by_node_when_trials_ran_on_several(tmp_path):
+    trials = pd.DataFrame({
+        "trial_id": [0, 1, 2, 3, 4],
+        "status": ["completed"] * 5,
+        "start": [0.0, 0.0, 0.0, 3.0, 5.0],
+        "end": [4.0, 6.0, 3.0, 8.0, 9.0],
+        "worker": [0, 1, 2, 2, 0],
+        "learning_rate": [0.1] * 5, "batch_size": [64] * 5,
+        "node": ["aaaa1111", "bbbb2222", "aaaa1111", "bbbb2222", "aaaa1111"],
+    })
+    exp = handmade_experiment(tmp_path, trials=trials, n_workers=3)
+    bars = plots.worker_timeline(exp).set_index("trial_id")
+    # node aaaa1111 ran trials 0 and 2 side by side, then 4: two slots, lanes 0-1;
+    # node bbbb2222 ran 1 and 3 side by side: two slots, lanes 2-3
+    assert bars.loc[[0, 2, 4], "label"].str.startswith("node aaaa1111").all()
+    assert bars.loc[[1, 3], "label"].str.startswith("node bbbb2222").all()
+    assert sorted(bars.loc[[0, 2], "lane"]) == [0, 1] and bars.loc[4, "lane"] in (0, 1)
+    assert sorted(bars.loc[[1, 3], "lane"]) == [2, 3]
+    ax = plots.plot_worker_timeline(exp)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["node aaaa1111 · slot 0", "node aaaa1111 · slot 1",
+                      "node bbbb2222 · slot 0", "node bbbb2222 · slot 1"]
+    plt.close("all")
+
+
+def test_worker_timeline_keeps_worker_lanes_for_one_machine(exp):
+    bars = plots.worker_timeline(exp)
+    assert (bars["lane"] == bars["worker"]).all()
+    assert bars["label"].str.startswith("worker ").all()
