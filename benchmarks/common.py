@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def machine() -> dict:
     versions = {}
-    for package in ("syne-tune", "torch", "torchvision", "d2l", "numpy"):
+    for package in ("syne-tune", "torch", "torchvision", "d2l", "numpy", "ray"):
         try:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:

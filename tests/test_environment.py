@@ -18,7 +18,8 @@ def _pyproject():
 
 def test_environment_yml_lists_the_same_packages_and_versions_as_pyproject():
     project = _pyproject()["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    declared = project["dependencies"] + extras["dev"] + extras["ray"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(pip_section) == sorted(declared)

@@ -1,0 +1,504 @@
+"""Trials as Ray tasks: the same Syne Tune ``Tuner`` and scheduler, any number of machines.
+
+Each trial is one Ray task that asks for ``cpus_per_trial`` CPUs (and
+``gpus_per_trial`` GPUs), so Ray places it on a node with room for it and never
+runs more trials on a node than its resources allow. While the task runs,
+everything the objective prints (``Reporter`` lines included) is forwarded, in
+order, to a small collector actor next to the tuner; the backend reads the
+collector each time the tuner polls, so reports stream in as they are made and
+end up in the trial's ``std.out`` / ``std.err`` files exactly as with the local
+backend.
+
+Ray reuses its worker processes, so a trial starts without paying for a new
+interpreter and torch import; the worker is reset before each trial (thread
+counts, random seeds, environment). Stopping a trial kills its worker process,
+which frees its CPUs at once; Ray starts a new worker for the next task.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from syne_tune.backend.trial_backend import TrialBackend
+from syne_tune.backend.trial_status import Status, TrialResult
+from syne_tune.constants import ST_METRIC_TAG
+from syne_tune.report import retrieve
+
+from d2l_hpo.backends.local import detached_copy
+
+try:
+    import ray
+except ImportError:  # the core install works without the ``ray`` extra
+    ray = None
+
+INSTALL_HINT = "the Ray backend needs Ray: pip install 'd2l-hpo[ray]' (or pip install 'ray==2.60.*')"
+# Ray binds its local processes to 127.0.0.1 only when this is set (checked with ss)
+LOCAL_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def require_ray():
+    if ray is None:
+        raise ImportError(INSTALL_HINT)
+    return ray
+
+
+def local_only() -> None:
+    """Make the Ray processes started from here on bind and talk on 127.0.0.1 only.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when it is imported: the Ray
+    processes we start inherit the variable, and this process, which imported Ray
+    already, gets the constant the variable would have set. Without this, Ray uses
+    the machine's network address even for an instance on one machine.
+    """
+    require_ray()
+    os.environ.update(LOCAL_ONLY)
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+# --- what runs on the Ray nodes ------------------------------------------------------
+
+class _Forward(io.TextIOBase):
+    """A text stream that sends whole lines of one trial to the collector actor."""
+
+    def __init__(self, collector, trial_id: int, attempt: int, stream: str):
+        super().__init__()
+        self.collector, self.key = collector, (trial_id, attempt, stream)
+        self.pending = ""
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def isatty(self):
+        return False
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        cut = self.pending.rfind("\n") + 1
+        if cut:  # whole lines go at once (a report is one line), the rest waits
+            sent = self.collector.text.remote(*self.key, self.pending[:cut])
+            if self.key[2] == "err" or ST_METRIC_TAG in self.pending[:cut]:
+                # reports and errors must survive a crash right after them: wait
+                # until the collector has them (about a millisecond)
+                ray.get(sent)
+            self.pending = self.pending[cut:]
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            self.collector.text.remote(*self.key, self.pending)
+            self.pending = ""
+
+
+def _fresh_state(threads: int) -> None:
+    """What a new process would have: seeds from entropy, the trial's thread budget."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "D2L_HPO_THREADS"):
+        os.environ[var] = str(threads)
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.seed()
+        torch.set_num_threads(threads)
+
+
+def run_trial(trial_id: int, attempt: int, blob: bytes, config: dict, collector,
+              threads: int) -> bool:
+    """Body of the Ray task of one trial; True when the objective returned normally."""
+    import dill
+
+    context = ray.get_runtime_context()
+    ray.get(collector.start.remote(trial_id, attempt, {
+        "node": context.get_node_id(), "worker": context.get_worker_id(),
+        "pid": os.getpid(), "host": os.uname().nodename, "time": time.time()}))
+    saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd()
+    out = _Forward(collector, trial_id, attempt, "out")
+    err = _Forward(collector, trial_id, attempt, "err")
+    sys.stdout, sys.stderr = out, err
+    ok = False
+    try:
+        _fresh_state(threads)
+        objective = dill.loads(blob)
+        code = objective.__code__
+        if not code.co_flags & 0x08:  # no **kwargs: pass only what it takes
+            accepted = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+            config = {k: v for k, v in config.items() if k in accepted}
+        objective(**config)
+        ok = True
+    except SystemExit as stop:  # sys.exit(0) in the objective is a normal end
+        ok = stop.code in (None, 0)
+        if not ok:
+            print(f"SystemExit: {stop.code}", file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        out.flush()
+        err.flush()
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+        os.chdir(saved[3])
+        # waiting for this call means every line sent before it has arrived too
+        # (Ray runs one caller's calls to an actor in order)
+        ray.get(collector.end.remote(trial_id, attempt, time.time(), ok))
+    return ok
+
+
+def _warm(seconds: float) -> int:
+    time.sleep(seconds)  # long enough that each of these tasks gets its own worker
+    return os.getpid()
+
+
+class _Collector:
+    """Actor that keeps what trials sent until the backend next asks for it."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def start(self, trial_id, attempt, placement):
+        self.events.append(("start", trial_id, attempt, placement))
+
+    def text(self, trial_id, attempt, stream, text):
+        self.events.append(("text", trial_id, attempt, (stream, text)))
+
+    def end(self, trial_id, attempt, timestamp, ok):
+        self.events.append(("end", trial_id, attempt, (timestamp, ok)))
+
+    def drain(self) -> list[tuple]:
+        events, self.events = self.events, []
+        return events
+
+
+# --- the backend, next to the tuner --------------------------------------------------
+
+@dataclass
+class _RayTrial:
+    config: dict
+    ref: Any = None
+    attempt: int = 1
+    status: str = Status.in_progress
+    placement: dict = field(default_factory=dict)
+    partial: dict = field(default_factory=lambda: {"out": "", "err": ""})
+    lines: dict = field(default_factory=lambda: {"out": [], "err": []})
+    metrics: list = field(default_factory=list)
+    ended: float | None = None
+    note: str = ""  # what happened to an earlier attempt
+
+
+class RayBackend(TrialBackend):
+    """Run each trial as a Ray task: on this machine, or on every node of a Ray cluster.
+
+    ``run_random_search(objective, space, ..., backend=RayBackend())`` binds the
+    objective; nothing else changes (scheduler, sync/async, tables, plots).
+
+    :param address: ``None`` starts a Ray instance on this machine (bound to
+        127.0.0.1) unless Ray is already initialised in this process;
+        ``"auto"`` joins the cluster this machine belongs to (``ray start``);
+        ``"ray://host:10001"`` connects through Ray Client; ``"host:6379"``
+        joins the cluster whose head is there
+    :param cpus_per_trial: CPUs Ray reserves for each trial (also its thread count); default 1
+    :param gpus_per_trial: GPUs Ray reserves for each trial (it sets
+        ``CUDA_VISIBLE_DEVICES``; fractions share a GPU); default 0
+    :param retry_on_node_failure: run a trial again (once) when the node running it
+        dies, instead of recording it as failed; default False
+    :param num_cpus: CPUs of the Ray instance started when ``address`` is None;
+        default: all of this machine's
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_trial: float = 1,
+                 gpus_per_trial: float = 0, retry_on_node_failure: bool = False,
+                 num_cpus: int | None = None):
+        require_ray()
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise ValueError(f"address must be None, 'auto', 'ray://host:port' or "
+                             f"'host:port', got {address!r}")
+        for label, value, low in (("cpus_per_trial", cpus_per_trial, 0),
+                                  ("gpus_per_trial", gpus_per_trial, -1)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
+                raise ValueError(f"{label} must be a number {'> 0' if low == 0 else '>= 0'}, "
+                                 f"got {value!r}")
+        if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
+            raise ValueError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
+        super().__init__(pass_args_as_json=True)
+        self.address, self.num_cpus = address, num_cpus
+        self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
+        self.retry_on_node_failure = bool(retry_on_node_failure)
+        self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
+        self.objective_name = "objective"
+        self._blob: bytes | None = None
+        self._trials: dict[int, _RayTrial] = {}
+        self._root: Path | None = None
+        self._collector = None
+        self._remote = None
+        self._started_ray = False
+        self._lock = threading.RLock()  # polling from another thread is safe
+
+    # --- set-up ------------------------------------------------------------------
+    def bind_objective(self, objective: Callable, config_space: dict[str, Any]) -> None:
+        """Ship ``objective`` to the trials (called by ``run_random_search``)."""
+        import dill
+
+        self._blob = dill.dumps(detached_copy(objective))
+        self.objective_name = objective.__name__
+        self.connect()
+
+    def connect(self) -> None:
+        """Start or join Ray (once); clear errors for an address that does not answer."""
+        if self._collector is not None:
+            return
+        if not ray.is_initialized():
+            if self.address is None:
+                local_only()
+                kwargs = {"num_cpus": self.num_cpus} if self.num_cpus else {}
+                # token authentication stays on; its notice is not for learners
+                logging.getLogger(
+                    "ray._private.authentication.authentication_token_setup").setLevel(
+                    logging.ERROR)
+                ray.init(include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.WARNING, **kwargs)
+                self._started_ray = True
+            else:
+                try:
+                    ray.init(address=self.address, log_to_driver=False,
+                             logging_level=logging.WARNING)
+                except (ConnectionError, RuntimeError, ValueError) as err:
+                    raise ConnectionError(
+                        f"cannot connect to the Ray cluster at {self.address!r}: {err}. "
+                        "Start one with `ray start --head`, or pass address=None for a "
+                        "local Ray instance") from err
+        # on the head node: it lives as long as the cluster does
+        self._collector = ray.remote(num_cpus=0)(_Collector).options(
+            resources={"node:__internal_head__": 0.001}).remote()
+        self._remote = ray.remote(run_trial).options(
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+            max_retries=0)  # retries are ours, so they show in the tables
+        self._check_resources()
+        self._warm_up()
+
+    def _warm_up(self):
+        """Start a worker process for every trial slot now, before the clock runs.
+
+        Ray starts its worker processes on demand (about 2-3 s each here), so the
+        first trial on each slot would otherwise wait for one. Later trials reuse them.
+        """
+        slots = min(self.capacity(), 64)
+        warm = ray.remote(_warm).options(num_cpus=self.cpus_per_trial,
+                                         num_gpus=self.gpus_per_trial, max_retries=0)
+        ray.get([warm.remote(0.2) for _ in range(slots)])
+
+    def _check_resources(self):
+        total = ray.cluster_resources()
+        for label, need, key in (("cpus_per_trial", self.cpus_per_trial, "CPU"),
+                                 ("gpus_per_trial", self.gpus_per_trial, "GPU")):
+            if need and not any(node["Resources"].get(key, 0) >= need
+                                for node in ray.nodes() if node["Alive"]):
+                raise ValueError(
+                    f"{label}={need:g}, but no node of the Ray cluster has that many "
+                    f"{key}s (the cluster has {total.get(key, 0):g} in all)")
+
+    def capacity(self) -> int:
+        """How many trials the cluster can run at once with these resources."""
+        require_ray()
+        if not ray.is_initialized():
+            self.connect()
+        slots = 0
+        for node in ray.nodes():
+            if node["Alive"]:
+                res = node["Resources"]
+                n = int(res.get("CPU", 0) // self.cpus_per_trial)
+                if self.gpus_per_trial:
+                    n = min(n, int(res.get("GPU", 0) // self.gpus_per_trial))
+                slots += n
+        return slots
+
+    def shutdown(self) -> None:
+        """Stop the Ray instance this backend started (a cluster it joined stays up)."""
+        if self._collector is not None:
+            ray.kill(self._collector)
+            self._collector = None
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+        self._started_ray = False
+
+    def __getstate__(self):
+        # the Tuner pickles itself (and us) with dill; Ray handles are not picklable there
+        state = dict(self.__dict__)
+        state["_collector"] = state["_remote"] = state["_lock"] = None
+        state["_trials"] = {i: _RayTrial(**{**t.__dict__, "ref": None})
+                            for i, t in self._trials.items()}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # --- the TrialBackend seam ---------------------------------------------------
+    def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
+        self._root = Path(results_root) if results_root else None
+
+    def entrypoint_path(self) -> Path:
+        return Path(f"{self.objective_name}.py")
+
+    def set_entrypoint(self, entry_point: str):
+        raise NotImplementedError("RayBackend runs a function; bind it with bind_objective")
+
+    def new_trial_id(self) -> int:
+        return self.first_trial_id + len(self.trial_ids)
+
+    def trial_path(self, trial_id: int) -> Path | None:
+        return None if self._root is None else self._root / str(trial_id)
+
+    def _schedule(self, trial_id: int, config: dict[str, Any]):
+        if self._blob is None:
+            raise RuntimeError("no objective: call bind_objective(objective, config_space) "
+                               "or pass the backend to run_random_search")
+        self.connect()
+        path = self.trial_path(trial_id)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "config.json").write_text(json.dumps(config))
+        trial = self._trials.get(trial_id) or _RayTrial(config=dict(config))
+        self._trials[trial_id] = trial
+        self._submit(trial_id, trial)
+
+    def _submit(self, trial_id: int, trial: _RayTrial):
+        threads = max(1, int(self.cpus_per_trial))
+        trial.status, trial.ended, trial.placement = Status.in_progress, None, {}
+        trial.ref = self._remote.remote(trial_id, trial.attempt, self._blob, trial.config,
+                                        self._collector, threads)
+
+    def _stop_trial(self, trial_id: int, result: dict | None):
+        trial = self._trials[trial_id]
+        if trial.status == Status.in_progress:
+            trial.status, trial.ended = Status.stopped, time.time()
+            ray.cancel(trial.ref, force=True)  # kills its worker: the CPUs are free at once
+
+    def _pause_trial(self, trial_id: int, result: dict | None):
+        raise NotImplementedError("RayBackend does not pause trials (random search never asks)")
+
+    def _resume_trial(self, trial_id: int):
+        raise NotImplementedError("RayBackend does not pause trials (random search never asks)")
+
+    def busy_trial_ids(self) -> list[tuple[int, str]]:
+        self._update()
+        return [(i, t.status) for i, t in self._trials.items() if t.status == Status.in_progress]
+
+    def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
+        self._update()
+        results = []
+        for trial_id in trial_ids:
+            trial = self._trials[trial_id]
+            end = datetime.fromtimestamp(trial.ended) if trial.ended else datetime.now()
+            results.append(self._trial_dict[trial_id].add_results(
+                metrics=list(trial.metrics), status=trial.status, training_end_time=end))
+        return results
+
+    def stdout(self, trial_id: int) -> list[str]:
+        self._update()
+        return list(self._trials[trial_id].lines["out"])
+
+    def stderr(self, trial_id: int) -> list[str]:
+        self._update()
+        return list(self._trials[trial_id].lines["err"])
+
+    def placement(self, trial_id: int) -> dict:
+        """Where the trial runs or ran (Ray node id, host, worker id, process id), and
+        ``note``: why it ran a second time, if it did."""
+        trial = self._trials.get(trial_id)
+        return {**trial.placement, "note": trial.note} if trial else {}
+
+    # --- polling -----------------------------------------------------------------
+    def _update(self):
+        with self._lock:
+            self._poll()
+
+    def _poll(self):
+        if self._collector is None:
+            return
+        running = {t.ref: i for i, t in self._trials.items()
+                   if t.status == Status.in_progress and t.ref is not None}
+        done = []
+        if running:  # tasks first, then the lines: a finished task's lines are all there
+            done, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
+        for kind, trial_id, attempt, payload in ray.get(self._collector.drain.remote()):
+            trial = self._trials.get(trial_id)
+            if trial is None or attempt != trial.attempt:
+                continue  # a lost attempt's last words
+            if kind == "start":
+                trial.placement = payload
+            elif kind == "text":
+                self._add_text(trial_id, trial, *payload)
+            elif kind == "end" and trial.status == Status.in_progress:
+                trial.ended = payload[0]
+        for ref in done:
+            trial_id = running[ref]
+            trial = self._trials[trial_id]
+            for stream in ("out", "err"):  # a last line without newline
+                if trial.partial[stream]:
+                    self._add_text(trial_id, trial, stream, "\n")
+            try:
+                ok = ray.get(ref)
+            except ray.exceptions.RayError as err:
+                self._lost(trial_id, trial, err)
+                continue
+            trial.status = Status.completed if ok else Status.failed
+            trial.ended = trial.ended or time.time()
+
+    def _add_text(self, trial_id: int, trial: _RayTrial, stream: str, text: str):
+        text = trial.partial[stream] + text
+        cut = text.rfind("\n") + 1
+        trial.partial[stream] = text[cut:]
+        if not cut:
+            return
+        lines = text[:cut].splitlines(keepends=True)
+        trial.lines[stream].extend(lines)
+        if stream == "out":
+            trial.metrics.extend(retrieve(lines))
+        path = self.trial_path(trial_id)
+        if path is not None:
+            with open(path / f"std.{stream}", "a") as log:
+                log.write("".join(lines))
+
+    def _lost(self, trial_id: int, trial: _RayTrial, err: Exception):
+        """The task died without returning: its process crashed, or its node went away."""
+        node = trial.placement.get("node") or ""
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # Ray says NodeDiedError at once; the cluster's node list notices seconds later
+        if isinstance(err, ray.exceptions.NodeDiedError) or (
+                node and node not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}):
+            what = (f"the Ray node running this trial (node {node[:8]}, host "
+                    f"{trial.placement.get('host')}) died")
+            if self.retry_on_node_failure and trial.attempt == 1:
+                trial.note = f"{what}; running the trial again (attempt 2)"
+                self._add_text(trial_id, trial, "err", f"d2l_hpo: {trial.note}\n")
+                trial.attempt += 1
+                trial.metrics.clear()
+                self._last_metric_seen_index[trial_id] = 0
+                self._submit(trial_id, trial)
+                return
+        else:
+            what = "the trial's Ray worker process died"
+        self._add_text(trial_id, trial, "err", f"{what}: {type(err).__name__}: {first_line}\n")
+        trial.status, trial.ended = Status.failed, time.time()
+
+    def __str__(self):
+        where = self.address or "local Ray instance"
+        return f"RayBackend({self.objective_name} on {where})"

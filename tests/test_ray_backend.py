@@ -1,0 +1,306 @@
+"""The Ray backend on a real multi-node Ray cluster (several Ray nodes on this machine).
+
+Every node binds 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, see the design
+notes). The cluster is started once for this module and shut down at its end, and
+the last test checks that no Ray process is left behind.
+"""
+
+import os
+import threading
+import time
+
+import psutil
+import pytest
+
+ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra 'ray'")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+from syne_tune.backend.trial_status import Status  # noqa: E402
+from syne_tune.config_space import choice, uniform  # noqa: E402
+
+from d2l_hpo import run_random_search  # noqa: E402
+from d2l_hpo.backends import RayBackend  # noqa: E402
+from d2l_hpo.backends.ray_backend import local_only  # noqa: E402
+from d2l_hpo.plots import worker_timeline  # noqa: E402
+
+NODE_CPUS = {"head": 2, "a": 2, "b": 2}
+RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store", "ray::", "default_worker.py",
+                     "dashboard", "log_monitor", "monitor.py", "runtime_env_agent")
+
+
+def ray_processes() -> list[str]:
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            text = " ".join([process.info["name"] or "", *(process.info["cmdline"] or [])])
+        except psutil.Error:
+            continue
+        if any(name in text for name in RAY_PROCESS_NAMES) and "pytest" not in text:
+            found.append(f"{process.pid}: {text[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    local_only()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": NODE_CPUS["head"], "include_dashboard": False})
+    for name in ("a", "b"):
+        cluster.add_node(num_cpus=NODE_CPUS[name])
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+# --- objectives: top level, imports inside ---------------------------------------------
+def epochs_objective(x: float, epochs: int = 4, pause: float = 0.05):
+    import time
+
+    from syne_tune import Reporter
+
+    report = Reporter()
+    started = time.time()
+    print(f"hello from x={x}")
+    for epoch in range(1, epochs + 1):
+        time.sleep(pause)
+        report(epoch=epoch, score=x * epoch, started=started, now=time.time())
+
+
+def flaky_objective(x: float, fail: str = "no"):
+    import os
+    import time
+
+    from syne_tune import Reporter
+
+    report = Reporter()
+    report(epoch=1, score=x)
+    if fail == "raise":
+        raise FloatingPointError(f"loss exploded for x={x}")
+    if fail == "crash":
+        os._exit(3)
+    if fail == "hang":
+        time.sleep(600)
+    report(epoch=2, score=2 * x)
+
+
+def node_ids(prefix=8) -> set[str]:
+    return {n["NodeID"][:prefix] for n in ray.nodes() if n["Alive"]}
+
+
+def check_reports_complete(exp, epochs):
+    for trial_id in exp.trials.query("status == 'completed'")["trial_id"]:
+        rows = exp.results[exp.results["trial_id"] == trial_id]
+        assert rows["epoch"].tolist() == list(range(1, epochs + 1)), trial_id
+
+
+# --- through run_random_search ---------------------------------------------------------
+@pytest.mark.parametrize("scheduling", ["async", "sync"])
+def test_trials_run_on_several_nodes(cluster, tmp_path, scheduling):
+    backend = RayBackend(address="auto")
+    exp = run_random_search(epochs_objective, {"x": uniform(0, 1), "epochs": 4, "pause": 0.1},
+                            n_workers=6, max_num_trials=12, scheduling=scheduling, seed=1,
+                            metric="score", mode="max", backend=backend,
+                            results_dir=tmp_path, progress=False)
+    assert (exp.trials["status"] == "completed").all() and len(exp.trials) == 12
+    nodes = set(exp.trials["node"])
+    assert len(nodes) >= 2 and nodes <= node_ids(), nodes
+    assert exp.trials["pid"].notna().all()
+    check_reports_complete(exp, 4)
+    # each trial's reports were made in order, and reached the table in that order
+    for _, rows in exp.results.groupby("trial_id"):
+        assert rows["now"].is_monotonic_increasing
+    # stdout went to the trial's folder, like the local backend's
+    first = exp.trials["trial_id"].iloc[0]
+    assert "hello from x=" in (exp.path / str(first) / "std.out").read_text()
+    # the worker timeline groups lanes by node
+    bars = worker_timeline(exp)
+    assert bars["label"].str.startswith("node ").all()
+    assert bars.groupby("label")["node"].nunique().max() == 1
+
+
+def test_a_node_never_runs_more_trials_than_its_cpus(cluster, tmp_path):
+    # 2 CPUs a trial: one trial at a time on each 2-CPU node, even with more workers
+    backend = RayBackend(address="auto", cpus_per_trial=2)
+    assert backend.capacity() == 3
+    with pytest.warns(UserWarning, match="room for only 3"):
+        exp = run_random_search(epochs_objective,
+                                {"x": uniform(0, 1), "epochs": 3, "pause": 0.2},
+                                n_workers=5, max_num_trials=9, seed=2, metric="score",
+                                mode="max", backend=backend, results_dir=tmp_path,
+                                progress=False)
+    assert (exp.trials["status"] == "completed").all()
+    spans = exp.results.groupby("trial_id").agg(started=("started", "first"), ended=("now", "max"))
+    spans = spans.join(exp.trials.set_index("trial_id")["node"])
+    assert spans["node"].nunique() == 3
+    for node, rows in spans.groupby("node"):
+        events = sorted([(t, 1) for t in rows["started"]] + [(t, -1) for t in rows["ended"]],
+                        key=lambda e: (e[0], e[1]))
+        running = peak = 0
+        for _, step in events:
+            running += step
+            peak = max(peak, running)
+        assert peak == 1, f"node {node} ran {peak} trials of 2 CPUs on its 2 CPUs"
+
+
+def _remove_when_busy(cluster, node, node_id, backend, seen: dict):
+    """Remove ``node`` once a trial running there has reported (or after 30 s)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        trials = list(backend._trials.values())
+        if any(t.placement.get("node") == node_id and t.metrics
+               and t.status == Status.in_progress for t in trials):
+            break
+        time.sleep(0.05)
+    seen["removed_at"] = time.time()
+    cluster.remove_node(node, allow_graceful=False)
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_node_dying_mid_run(cluster, tmp_path, retry):
+    doomed = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    doomed_id = doomed.node_id
+    seen = {}
+    backend = RayBackend(address="auto", retry_on_node_failure=retry)
+    killer = threading.Thread(target=_remove_when_busy,
+                              args=(cluster, doomed, doomed_id, backend, seen))
+    killer.start()
+    try:
+        exp = run_random_search(epochs_objective,
+                                {"x": uniform(0, 1), "epochs": 6, "pause": 0.4},
+                                n_workers=8, max_num_trials=12, seed=3, metric="score",
+                                mode="max", backend=backend, results_dir=tmp_path,
+                                progress=False, max_failures=8)
+    finally:
+        killer.join()
+    assert "removed_at" in seen
+    lost = exp.trials[exp.trials["error"].str.contains("died")]
+    assert len(lost) >= 1, exp.trials[["trial_id", "status", "node", "error"]]
+    # max_num_trials counts failed trials too; every other trial completed
+    assert len(exp.trials) == 12
+    assert (exp.trials["status"] == "completed").sum() == 12 - (0 if retry else len(lost))
+    check_reports_complete(exp, 6)
+    if retry:
+        assert (lost["status"] == "completed").all()
+        assert lost["error"].str.contains("running the trial again").all()
+        assert not (lost["node"] == doomed_id[:8]).any()  # the rerun went elsewhere
+    else:
+        assert (lost["status"] == "failed").all()
+        assert (lost["node"] == doomed_id[:8]).all()
+        assert lost["error"].str.contains(doomed_id[:8]).all()
+        # what they reported before the node died is kept
+        assert exp.results["trial_id"].isin(lost["trial_id"]).any()
+
+
+def test_failed_and_crashed_trials_carry_their_error(cluster, tmp_path):
+    space = {"x": uniform(0, 1), "fail": choice(["no", "raise", "crash"])}
+    exp = run_random_search(flaky_objective, space, n_workers=3, max_num_trials=6, seed=4,
+                            metric="score", mode="max", backend=RayBackend(address="auto"),
+                            results_dir=tmp_path, progress=False, max_failures=20)
+    trials = exp.trials.set_index("trial_id")
+    for trial_id, row in trials.iterrows():
+        if row["fail"] == "no":
+            assert row["status"] == "completed"
+        elif row["fail"] == "raise":
+            assert row["status"] == "failed"
+            assert "FloatingPointError: loss exploded" in row["error"]
+        else:
+            assert row["status"] == "failed"
+            assert "worker process died" in row["error"]
+        # every trial reported epoch 1 before anything went wrong, and it is kept
+        assert 1 in exp.results.loc[exp.results["trial_id"] == trial_id, "epoch"].tolist()
+    assert set(trials["fail"]) == {"no", "raise", "crash"}
+
+
+def test_max_trial_time_stops_a_hung_trial(cluster, tmp_path):
+    space = {"x": uniform(0, 1), "fail": choice(["hang"])}
+    started = time.time()
+    exp = run_random_search(flaky_objective, space, n_workers=2, max_num_trials=2, seed=5,
+                            metric="score", mode="max", backend=RayBackend(address="auto"),
+                            results_dir=tmp_path, progress=False, max_trial_time=2,
+                            max_wallclock_time=60)
+    assert time.time() - started < 30
+    assert (exp.trials["status"] == "timeout").all()
+
+
+# --- the TrialBackend seam, as Syne Tune checks its local backend -----------------------
+def wait_for(backend, trial_ids, statuses, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, _ = backend.fetch_status_results(trial_ids)
+        if all(status[i][1] in statuses for i in trial_ids):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"trials {trial_ids} not in {statuses} after {timeout} s: {status}")
+
+
+def test_backend_statuses_reports_stdout_and_stop(cluster, tmp_path):
+    backend = RayBackend(address="auto")
+    backend.bind_objective(flaky_objective, {"x": uniform(0, 1), "fail": "no"})
+    backend.set_path(results_root=str(tmp_path))
+    done = backend.start_trial({"x": 0.5, "fail": "no"})
+    bad = backend.start_trial({"x": 0.25, "fail": "raise"})
+    hung = backend.start_trial({"x": 0.75, "fail": "hang"})
+    status = wait_for(backend, [done.trial_id, bad.trial_id], {Status.completed, Status.failed})
+    assert status[done.trial_id][1] == Status.completed
+    assert status[bad.trial_id][1] == Status.failed
+    # the hung trial has reported once and is still running
+    deadline = time.time() + 30
+    while not backend._trials[hung.trial_id].metrics and time.time() < deadline:
+        backend.fetch_status_results([hung.trial_id])
+        time.sleep(0.05)
+    assert backend.busy_trial_ids() == [(hung.trial_id, Status.in_progress)]
+    backend.stop_trial(hung.trial_id)
+    status, _ = backend.fetch_status_results([hung.trial_id])
+    assert status[hung.trial_id][1] == Status.stopped
+    # stopping freed its CPU at once: every CPU of the cluster is free again
+    deadline = time.time() + 10
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"]:
+        assert time.time() < deadline, ray.available_resources()
+        time.sleep(0.1)
+    # every report of each trial, in order, through Syne Tune's own accounting
+    results = [r for t in backend._all_trial_results([done.trial_id, bad.trial_id])
+               for r in t.metrics]
+    assert [r["score"] for r in results] == [0.5, 1.0, 0.25]
+    assert [r["st_worker_iter"] for r in results] == [0, 1, 0]
+    assert any("loss exploded" in line for line in backend.stderr(bad.trial_id))
+    assert any("[tune-metric]" in line for line in backend.stdout(done.trial_id))
+    assert (tmp_path / str(done.trial_id) / "std.out").read_text().count("[tune-metric]") == 2
+    placement = backend.placement(done.trial_id)
+    assert placement["node"][:8] in node_ids() and placement["pid"] > 0
+
+
+def test_bad_settings_fail_before_any_work(cluster):
+    with pytest.raises(ValueError, match="cpus_per_trial"):
+        RayBackend(cpus_per_trial=0)
+    with pytest.raises(ValueError, match="gpus_per_trial"):
+        RayBackend(gpus_per_trial=-1)
+    with pytest.raises(ValueError, match="address"):
+        RayBackend(address="")
+    with pytest.raises(ValueError, match="no node of the Ray cluster has that many CPUs"):
+        RayBackend(address="auto", cpus_per_trial=3).connect()
+    with pytest.raises(ValueError, match="GPUs"):
+        RayBackend(address="auto", gpus_per_trial=1).connect()
+
+
+def test_every_ray_process_stays_on_127_0_0_1(cluster):
+    ray_pids = {int(line.split(":")[0]) for line in ray_processes()}
+    assert len(ray_pids) >= 6  # 3 raylets, a GCS, workers...
+    connections = [c for c in psutil.net_connections(kind="inet") if c.pid in ray_pids]
+    assert connections
+    outside = [c for c in connections
+               if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1")
+               or (c.raddr and c.raddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1"))]
+    assert outside == []
+
+
+def test_no_ray_process_left_after_shutdown(cluster):
+    ray.shutdown()
+    cluster.shutdown()
+    deadline = time.time() + 20
+    while ray_processes() and time.time() < deadline:
+        time.sleep(0.2)
+    left = ray_processes()
+    assert left == [], repr(left)
