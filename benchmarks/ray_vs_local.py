@@ -41,7 +41,7 @@ def stamped_synthetic(learning_rate: float, batch_size: int, max_epochs: int,
     synthetic_objective(learning_rate, batch_size, max_epochs, num_layers, epoch_seconds)
 
 
-def launch_gaps(exp) -> list[float]:
+def launch_gaps(exp, tag: str = "first-line") -> list[float]:
     """How long freed workers waited for their next trial's first line of user code.
 
     Async: per worker, the next trial's first line minus the previous trial's last
@@ -52,7 +52,7 @@ def launch_gaps(exp) -> list[float]:
     first, last = {}, exp.results.groupby("trial_id")["time"].max().to_dict()
     for trial_id in exp.trials["trial_id"]:
         text = (exp.path / str(trial_id) / "std.out").read_text()
-        first[trial_id] = float(re.search(r"first-line (\S+)", text).group(1)) - t0
+        first[trial_id] = float(re.search(tag + r" (\S+)", text).group(1)) - t0
     ids = sorted(first, key=first.get)
     if exp.scheduling == "sync":
         batches = [ids[i:i + exp.n_workers] for i in range(0, len(ids), exp.n_workers)]

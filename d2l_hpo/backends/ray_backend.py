@@ -36,7 +36,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_METRIC_TAG
 from syne_tune.report import retrieve
 
-from d2l_hpo.backends.local import detached_copy
+from d2l_hpo.backends.local import detached_copy, imported_modules
 
 try:
     import ray
@@ -162,7 +162,12 @@ def run_trial(trial_id: int, attempt: int, blob: bytes, config: dict, collector,
     return ok
 
 
-def _warm(seconds: float) -> int:
+def _warm(seconds: float, modules: list[str]) -> int:
+    for name in modules:  # what the objective imports, once per worker process
+        try:
+            __import__(name)
+        except Exception:  # the trial will meet (and report) the same error itself
+            pass
     time.sleep(seconds)  # long enough that each of these tasks gets its own worker
     return os.getpid()
 
@@ -243,6 +248,7 @@ class RayBackend(TrialBackend):
         self.retry_on_node_failure = bool(retry_on_node_failure)
         self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
         self.objective_name = "objective"
+        self.preload: list[str] = []
         self._blob: bytes | None = None
         self._trials: dict[int, _RayTrial] = {}
         self._root: Path | None = None
@@ -258,7 +264,11 @@ class RayBackend(TrialBackend):
 
         self._blob = dill.dumps(detached_copy(objective))
         self.objective_name = objective.__name__
-        self.connect()
+        self.preload = imported_modules(objective)
+        if self._collector is None:
+            self.connect()  # warms up with the objective's imports
+        else:
+            self._warm_up()
 
     def connect(self) -> None:
         """Start or join Ray (once); clear errors for an address that does not answer."""
@@ -294,7 +304,8 @@ class RayBackend(TrialBackend):
         self._warm_up()
 
     def _warm_up(self):
-        """Start a worker process for every trial slot now, before the clock runs.
+        """Start a worker process for every trial slot now, before the clock runs, and
+        import there what the objective imports (torch, d2l, ...).
 
         Ray starts its worker processes on demand (about 2-3 s each here), so the
         first trial on each slot would otherwise wait for one. Later trials reuse them.
@@ -302,7 +313,7 @@ class RayBackend(TrialBackend):
         slots = min(self.capacity(), 64)
         warm = ray.remote(_warm).options(num_cpus=self.cpus_per_trial,
                                          num_gpus=self.gpus_per_trial, max_retries=0)
-        ray.get([warm.remote(0.2) for _ in range(slots)])
+        ray.get([warm.remote(0.2, self.preload) for _ in range(slots)])
 
     def _check_resources(self):
         total = ray.cluster_resources()
