@@ -46,7 +46,8 @@ def busy_until_last_report(exp) -> float:
     return float((last - start).clip(lower=0).sum()) / (exp.n_workers * exp.wallclock)
 
 
-def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder):
+def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder,
+                       objective=synthetic_objective):
     """Syne Tune as the book would use it, timed by our recorder (which only watches)."""
     name = f"st-defaults-{scheduling}-{time.time_ns()}"
     path = Path(folder) / name
@@ -56,7 +57,7 @@ def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder):
                 "config_columns": [k for k in space if hasattr(space[k], "sample")]}
     recorder = ExperimentRecorder(path, settings, False, n_trials, None)
     tuner = Tuner(
-        trial_backend=PythonBackend(tune_function=synthetic_objective, config_space=space),
+        trial_backend=PythonBackend(tune_function=objective, config_space=space),
         scheduler=seeded_random_search(space, "validation_error", "min", seed, None, n_trials),
         stop_criterion=StoppingCriterion(max_wallclock_time=3600),
         n_workers=n_workers, asynchronous_scheduling=(scheduling == "async"),

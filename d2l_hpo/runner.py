@@ -510,7 +510,8 @@ def _kill_leftovers(trials: pd.DataFrame) -> None:
     for pid in trials.loc[~trials["status"].isin(FINISHED), "pid"].dropna():
         try:
             process = psutil.Process(int(pid))
-            if "_trial_main" in " ".join(process.cmdline()):
+            command = " ".join(process.cmdline())
+            if "_trial_main" in command or "_forkserver" in command:
                 for child in process.children(recursive=True):
                     child.kill()
                 process.kill()
@@ -635,6 +636,8 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
                                     threads_per_trial=max(1, usable_cores() // n_workers))
     elif hasattr(backend, "bind_objective"):
         backend.bind_objective(objective, config_space)
+    if hasattr(backend, "warm_up"):  # its processes import the objective's modules now
+        backend.warm_up()
     if hasattr(backend, "capacity") and backend.capacity() < n_workers:
         warnings.warn(
             f"n_workers={n_workers}, but {backend} has room for only {backend.capacity()} "

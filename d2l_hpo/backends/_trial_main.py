@@ -67,6 +67,8 @@ def _run_trial() -> None:
         threads = str(runtime.get("threads", 1))
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "D2L_HPO_THREADS"):
             os.environ[var] = threads
+        if "torch" in sys.modules:  # a warm trial: torch read the variables already
+            sys.modules["torch"].set_num_threads(int(threads))
         root = Path(config.pop("tune_function_root"))
         expected_hash = config.pop("tune_function_hash")
         blob = (root / "tune_function.dill").read_bytes()

@@ -1,4 +1,4 @@
-"""Trials as local subprocesses: Syne Tune's ``PythonBackend``, with three changes.
+"""Trials as local subprocesses: Syne Tune's ``PythonBackend``, with four changes.
 
 - The objective keeps its default argument values (``PythonBackend`` drops them,
   so every argument would have to be in the config space).
@@ -6,17 +6,28 @@
   their types and strings may contain spaces.
 - Each trial gets a fair share of the CPU threads (``threads_per_trial``) through
   ``OMP_NUM_THREADS``/``D2L_HPO_THREADS`` before it imports anything.
+- Trials start warm (``warm_start=True``): a fork server imports what the objective
+  imports (torch, d2l, ...) once, and each trial is a fresh fork of it instead of a
+  new interpreter that imports everything again (see ``_forkserver.py``).
 """
 
 from __future__ import annotations
 
+import dis
+import json
+import os
+import signal
 import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any, Callable
 
 from syne_tune.backend import PythonBackend
+from syne_tune.backend.python_backend.python_backend import file_md5
 from syne_tune.backend.local_backend import LocalBackend
+from syne_tune.constants import ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG
+from syne_tune.util import dump_json_with_numpy
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
 
@@ -52,6 +63,65 @@ def detached_copy(function: Callable) -> types.FunctionType:
     return copy
 
 
+def imported_modules(function: Callable) -> list[str]:
+    """The modules ``function`` may import in its body, in order, nested functions
+    included: ``import torch`` gives ``torch``; ``from d2l import torch`` gives ``d2l``
+    and ``d2l.torch`` (which may turn out to be a name, not a module)."""
+    names, codes = [], [function.__code__]
+    while codes:
+        code = codes.pop()
+        module = None
+        for ins in dis.get_instructions(code):
+            if ins.opname == "IMPORT_NAME":
+                module = ins.argval
+                candidates = [module]
+            elif ins.opname == "IMPORT_FROM" and module:  # may be a submodule
+                candidates = [f"{module}.{ins.argval}"]
+            else:
+                continue
+            names.extend(c for c in candidates if c not in names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return names
+
+
+class _ForkedTrial:
+    """What LocalBackend needs of a trial's process (``pid``, ``poll``, ``kill``), for a
+    process forked by the fork server, which writes its exit code to ``exit``."""
+
+    def __init__(self, pid: int, trial_dir: Path, server: subprocess.Popen):
+        self.pid, self.trial_dir, self.server = pid, trial_dir, server
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            exit_file = self.trial_dir / "exit"
+            if exit_file.exists():
+                self.returncode = int(exit_file.read_text())
+            elif self.server is not None and self.server.poll() is not None \
+                    and not _alive(self.pid):
+                self.returncode = -9  # the fork server died, and the trial with it
+        return self.returncode
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def __getstate__(self):  # the Tuner pickles the backend, and us with it
+        return {**self.__dict__, "server": None}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SubprocessBackend(PythonBackend):
     """Run each trial of ``objective`` in a fresh local Python process.
 
@@ -59,10 +129,13 @@ class SubprocessBackend(PythonBackend):
     :param config_space: its configuration space
     :param threads_per_trial: CPU threads each trial may use; default 1
     :param rotate_gpus: give each trial its own GPU when there are several; default True
+    :param warm_start: fork trials from a process that has imported what the objective
+        imports; False starts a new interpreter per trial; default True
     """
 
     def __init__(self, objective: Callable, config_space: dict[str, Any],
-                 threads_per_trial: int = 1, rotate_gpus: bool = True):
+                 threads_per_trial: int = 1, rotate_gpus: bool = True,
+                 warm_start: bool = True):
         detached = detached_copy(objective)
         super().__init__(tune_function=detached, config_space=config_space,
                          rotate_gpus=rotate_gpus)
@@ -71,6 +144,59 @@ class SubprocessBackend(PythonBackend):
         self.pass_args_as_json = True
         self.threads_per_trial = int(threads_per_trial)
         self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
+        self.warm_start = bool(warm_start)
+        self.preload = imported_modules(objective)
+        self._server: subprocess.Popen | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_server": None}
+
+    # --- the fork server --------------------------------------------------------------
+    def start_server(self) -> None:
+        """Start the fork server now (it imports in the background until the first trial)."""
+        if self._server is None or self._server.poll() is not None:
+            self._server = subprocess.Popen(
+                [sys.executable, "-m", "d2l_hpo.backends._forkserver",
+                 str(self.threads_per_trial), *self.preload],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self._server_ready = False
+
+    def warm_up(self) -> None:
+        """Start the fork server and wait until it has imported the objective's modules
+        (``run_random_search`` calls this before the experiment's clock starts)."""
+        if self.warm_start:
+            self.start_server()
+            self._wait_until_ready()
+
+    def _wait_until_ready(self):
+        if not self._server_ready:
+            self._server_ready = self._server.stdout.readline().strip() == "ready"
+
+    def _fork(self, argv: list[str], trial_dir: Path, env: dict) -> _ForkedTrial | None:
+        self.start_server()
+        try:
+            self._wait_until_ready()
+            request = {"argv": argv, "trial_dir": str(trial_dir), "env": env,
+                       "cwd": os.getcwd(), "stdout": str(trial_dir / "std.out"),
+                       "stderr": str(trial_dir / "std.err")}
+            self._server.stdin.write(json.dumps(request) + "\n")
+            self._server.stdin.flush()
+            return _ForkedTrial(int(self._server.stdout.readline()), trial_dir, self._server)
+        except (OSError, ValueError):  # the server died: this trial starts cold
+            return None
+
+    def stop_server(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.stdin.close()  # it exits when its input ends
+                self._server.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._server.kill()
+            self._server = None
+
+    def stop_all(self):
+        super().stop_all()
+        self.stop_server()
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
@@ -85,8 +211,31 @@ class SubprocessBackend(PythonBackend):
         super()._prepare_for_schedule(num_gpus=num_gpus)
 
     def _schedule(self, trial_id: int, config: dict[str, Any]):
-        config = {**config, "_d2l_hpo": {"threads": self.threads_per_trial}}
-        super()._schedule(trial_id=trial_id, config=config)
+        # what PythonBackend._schedule and LocalBackend._schedule do, with the
+        # process started by the fork server
+        if not (self.tune_function_path / "tune_function.dill").exists():
+            self.save_tune_function(self.tune_function)
+        config = {**config, "_d2l_hpo": {"threads": self.threads_per_trial},
+                  "tune_function_root": str(self.tune_function_path),
+                  "tune_function_hash": file_md5(str(self.tune_function_path /
+                                                     "tune_function.dill"))}
+        self._prepare_for_schedule()
+        trial_dir = self.trial_path(trial_id)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        config_file = trial_dir / "config.json"
+        dump_json_with_numpy(config, str(config_file))
+        argv = [self.entry_point, f"--{ST_CONFIG_JSON_FNAME_ARG}", str(config_file),
+                f"--{ST_CHECKPOINT_DIR}", str(self.checkpoint_trial_path(trial_id))]
+        env = dict(os.environ)
+        self._allocate_gpu(trial_id, env)
+        for name in ("std.out", "std.err"):  # the tuner may read them at once
+            (trial_dir / name).touch()
+        process = self._fork(argv, trial_dir, env) if self.warm_start else None
+        if process is None:
+            with open(trial_dir / "std.out", "a") as out, open(trial_dir / "std.err", "a") as err:
+                process = subprocess.Popen([self.binary, *argv], stdout=out, stderr=err, env=env)
+        self.trial_subprocess[trial_id] = process
+        self._busy_trial_id_candidates.add(trial_id)
 
     def __str__(self):
         return f"SubprocessBackend({self.tune_function.__name__})"

@@ -1,0 +1,131 @@
+"""A warm parent for trial processes: imports once, then forks one child per trial.
+
+Started by ``SubprocessBackend`` as ``python -m d2l_hpo.backends._forkserver THREADS MODULE...``. It
+imports the modules the objective imports (torch, d2l, ...) once, then reads one
+JSON request per line on stdin, forks a child per request and answers with the
+child's pid. The child is a fresh copy of this process, never of an earlier trial:
+it gets new random seeds, its own thread count, GPU and environment, its output
+goes to the trial's ``std.out``/``std.err``, and it runs the trial exactly as a
+newly started ``_trial_main.py`` would. A trial that crashes or hangs takes down only
+its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit``.
+
+The server dies with the tuner (``PR_SET_PDEATHSIG``), and its children die with it.
+"""
+
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _preload(threads: str, modules: list[str]) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "D2L_HPO_THREADS"):
+        os.environ[var] = threads
+    for name in modules:
+        try:
+            __import__(name)
+        except Exception:  # the trial will meet (and report) the same error itself
+            pass
+
+
+def _child(request: dict, wakeup_r: int) -> None:
+    """In the forked child: become the trial process, run it, never return."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(wakeup_r)
+        out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (out, err, devnull):
+            os.close(fd)
+        sys.stdin = open(os.devnull)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        _fresh_state(int(sys.argv[1]))  # the trial's thread budget
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.argv = list(request["argv"])
+        from d2l_hpo.backends import _trial_main
+
+        _trial_main.main()  # ends the process with the trial's exit code
+    except BaseException:
+        traceback.print_exc()
+    os._exit(1)
+
+
+def _fresh_state(threads: int) -> None:
+    """What a newly started interpreter would have: seeds from entropy, own threads."""
+    import random
+
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.seed()
+        torch.set_num_threads(threads)
+
+
+def main() -> None:
+    from d2l_hpo.backends._trial_main import _die_with_parent
+
+    _die_with_parent()
+    _preload(sys.argv[1], sys.argv[2:])
+    wakeup_r, wakeup_w = os.pipe()
+    os.set_blocking(wakeup_w, False)
+    signal.set_wakeup_fd(wakeup_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select() up
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the tuner and trials
+    trial_dirs: dict[int, str] = {}
+    requests, pending = sys.stdin.fileno(), b""
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        ready, _, _ = select.select([requests, wakeup_r], [], [])
+        if wakeup_r in ready:
+            os.read(wakeup_r, 4096)
+        while trial_dirs:  # reap every child that ended
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            folder = trial_dirs.pop(pid, None)
+            if folder is not None:
+                _write_atomically(os.path.join(folder, "exit"),
+                                  str(os.waitstatus_to_exitcode(status)))
+        if requests in ready:
+            data = os.read(requests, 65536)
+            if not data:  # the backend closed the pipe: done
+                return
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _child(request, wakeup_r)
+                trial_dirs[pid] = request["trial_dir"]
+                sys.stdout.write(f"{pid}\n")
+                sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

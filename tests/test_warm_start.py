@@ -1,0 +1,71 @@
+"""Warm trial processes (the default): forked from a process that imported torch once,
+yet each trial starts from fresh state, as a new interpreter would."""
+import os
+
+import psutil
+from syne_tune.config_space import uniform
+
+from d2l_hpo import run_random_search
+from d2l_hpo.backends import SubprocessBackend
+from d2l_hpo.backends.local import imported_modules
+
+
+def state_objective(x: float):
+    import json
+    import os
+    import random
+
+    import numpy as np
+    import psutil
+    import torch
+    from syne_tune import Reporter
+
+    leftover = getattr(json, "_left_by_a_trial", 0)
+    json._left_by_a_trial = 1  # a module global the next trial must not see
+    parent = psutil.Process(os.getppid()).cmdline()
+    Reporter()(validation_error=x, leftover=leftover, env=os.environ.get("LEFT_BY_A_TRIAL", "unset"),
+               numpy_draw=float(np.random.rand()), python_draw=random.random(),
+               torch_draw=float(torch.rand(1)), torch_threads=torch.get_num_threads(),
+               parent=" ".join(parent), pid=os.getpid())
+    os.environ["LEFT_BY_A_TRIAL"] = "yes"
+
+
+def run(tmp_path, warm):
+    backend = SubprocessBackend(state_objective, {"x": uniform(0, 1)}, threads_per_trial=2,
+                                warm_start=warm)
+    exp = run_random_search(state_objective, {"x": uniform(0, 1)}, n_workers=1,
+                            max_num_trials=4, seed=0, backend=backend, results_dir=tmp_path,
+                            progress=False)
+    assert (exp.trials["status"] == "completed").all()
+    return exp.results
+
+
+def test_the_objectives_imports_are_found():
+    assert imported_modules(state_objective)[:4] == ["json", "os", "random", "numpy"]
+    assert "torch" in imported_modules(state_objective)
+
+
+def test_each_warm_trial_starts_from_fresh_state(tmp_path):
+    results = run(tmp_path, warm=True)
+    # forked from the fork server, which had imported torch before any trial ran
+    assert results["parent"].str.contains("d2l_hpo.backends._forkserver").all()
+    assert results["parent"].str.contains("torch").all()
+    assert results["pid"].nunique() == 4  # one process per trial
+    assert (results["leftover"] == 0).all() and (results["env"] == "unset").all()
+    for column in ("numpy_draw", "python_draw", "torch_draw"):  # fresh seeds each time
+        assert results[column].nunique() == 4, column
+    assert (results["torch_threads"] == 2).all()
+
+
+def test_cold_trials_are_new_interpreters(tmp_path):
+    results = run(tmp_path, warm=False)
+    assert not results["parent"].str.contains("_forkserver").any()
+    assert (results["leftover"] == 0).all() and (results["env"] == "unset").all()
+    assert (results["torch_threads"] == 2).all()
+
+
+def test_the_fork_server_is_gone_after_the_run(tmp_path):
+    run(tmp_path, warm=True)
+    servers = [p for p in psutil.Process(os.getpid()).children(recursive=True)
+               if "_forkserver" in " ".join(p.cmdline())]
+    assert servers == []
