@@ -1,6 +1,8 @@
 # Two commands, each with its own idempotent set-up into .venv:
 #   make run    the main job (random search over LeNet, figures and summary in runs/)
-#   make test   every test, notebooks included
+#   make test   every test, notebooks included (and the quick benchmark suite once)
+#   make bench  the benchmark suite B1-B4, tables printed and in benchmarks/results/;
+#               make bench QUICK=1 for the small version (under 3 minutes)
 # A second run skips the installation when pyproject.toml has not changed.
 
 PYTHON ?= python3
@@ -10,7 +12,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := d2l-hpo
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: run test setup data clean
+.PHONY: run test bench setup data clean
 
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
@@ -18,12 +20,15 @@ run: $(STAMP) data
 test: $(STAMP) data
 	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env $(PYTEST_ARGS)
 
+bench: $(STAMP) data
+	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,ray]"
+	$(PY) -m pip install --quiet -e ".[dev,ray,bench]"
 	@# d2l pins numpy 1.23 and other old releases that syne-tune 0.16 cannot use;
 	@# pyproject.toml declares what d2l needs at run time instead
 	$(PY) -m pip install --quiet --no-deps $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["d2l-hpo"]["install-without-deps"]))')

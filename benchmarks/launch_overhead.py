@@ -11,20 +11,28 @@ configurations). For every trial that followed another on the same worker:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import re
+import statistics
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, median, write_csv  # noqa: E402
-from ray_vs_local import launch_gaps, p95  # noqa: E402
-from utilization import syne_tune_defaults  # noqa: E402
 
+from syne_tune import StoppingCriterion, Tuner  # noqa: E402
+from syne_tune.backend import PythonBackend  # noqa: E402
 from syne_tune.config_space import uniform  # noqa: E402
+from syne_tune.results_callback import StoreResultsCallback  # noqa: E402
 
-from d2l_hpo import run_random_search  # noqa: E402
+from d2l_hpo import load_experiment, run_random_search  # noqa: E402
 from d2l_hpo.backends import SubprocessBackend  # noqa: E402
+from d2l_hpo.results import assign_lanes  # noqa: E402
+from d2l_hpo.runner import ExperimentRecorder, seeded_random_search  # noqa: E402
 
 
 def torch_objective(x: float, seconds: float = 1.0):
@@ -37,6 +45,58 @@ def torch_objective(x: float, seconds: float = 1.0):
     print(f"ready-line {time.time()!r}", flush=True)
     time.sleep(seconds)
     Reporter()(validation_error=x, torch=torch.__version__, d2l=d2l.__name__)
+
+
+def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder,
+                       objective):
+    """Syne Tune as the book would use it, timed by our recorder (which only watches)."""
+    name = f"st-defaults-{scheduling}-{time.time_ns()}"
+    path = Path(folder) / name
+    path.mkdir(parents=True)
+    settings = {"name": name, "n_workers": n_workers, "scheduling": scheduling,
+                "metric": "validation_error", "mode": "min",
+                "config_columns": [k for k in space if hasattr(space[k], "sample")]}
+    recorder = ExperimentRecorder(path, settings, False, n_trials, None)
+    tuner = Tuner(
+        trial_backend=PythonBackend(tune_function=objective, config_space=space),
+        scheduler=seeded_random_search(space, "validation_error", "min", seed, None, n_trials),
+        stop_criterion=StoppingCriterion(max_wallclock_time=3600),
+        n_workers=n_workers, asynchronous_scheduling=(scheduling == "async"),
+        tuner_name=name, suffix_tuner_name=False, trial_backend_path=str(path),
+        callbacks=[StoreResultsCallback(), recorder])
+    tuner.tuner_path = path
+    with contextlib.redirect_stdout(io.StringIO()):
+        tuner.run()
+    return load_experiment(path)
+
+
+def launch_gaps(exp, tag: str = "first-line") -> list[float]:
+    """How long freed workers waited for their next trial's first line of user code.
+
+    Async: per worker, the next trial's first line minus the previous trial's last
+    report. Sync: a batch's workers are free once its last trial ends, so each trial
+    of the next batch counts from the end of the previous batch.
+    """
+    t0 = exp.settings.get("start_timestamp")
+    first, last = {}, exp.results.groupby("trial_id")["time"].max().to_dict()
+    for trial_id in exp.trials["trial_id"]:
+        text = (exp.path / str(trial_id) / "std.out").read_text()
+        first[trial_id] = float(re.search(tag + r" (\S+)", text).group(1)) - t0
+    ids = sorted(first, key=first.get)
+    if exp.scheduling == "sync":
+        batches = [ids[i:i + exp.n_workers] for i in range(0, len(ids), exp.n_workers)]
+        return [first[b] - max(last[a] for a in before)
+                for before, batch in zip(batches, batches[1:]) for b in batch]
+    lanes = assign_lanes([first[i] for i in ids], [last[i] for i in ids], exp.n_workers)
+    gaps = []
+    for lane in set(lanes):
+        on_lane = [i for i, w in zip(ids, lanes) if w == lane]
+        gaps += [first[b] - last[a] for a, b in zip(on_lane, on_lane[1:])]
+    return gaps
+
+
+def p95(values):
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
 
 def main():
@@ -61,7 +121,7 @@ def main():
         for system in systems:
             if system.startswith("Syne Tune"):
                 exp = syne_tune_defaults(space, n_workers, n_trials, "async", 0, folder,
-                                         objective=torch_objective)
+                                         torch_objective)
             else:
                 if system == "RayBackend":
                     from d2l_hpo.backends import RayBackend

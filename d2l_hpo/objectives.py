@@ -24,35 +24,25 @@ def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
     from d2l import torch as d2l
 
     from d2l_hpo.data import FashionMNISTInMemory
+    from d2l_hpo.training import prepare_model, train_epoch, validation_error
 
     # a fair share of the cores: the runner sets this for each trial
     torch.set_num_threads(int(os.environ.get("D2L_HPO_THREADS", torch.get_num_threads())))
     torch.manual_seed(data_seed)
     # Syne Tune exposes one GPU per trial through CUDA_VISIBLE_DEVICES
-    num_gpus = 1 if torch.cuda.is_available() else 0
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     data = FashionMNISTInMemory(batch_size=batch_size, fraction=data_fraction,
                                 seed=data_seed)
     model = d2l.LeNet(lr=learning_rate, num_classes=10)
-    model.board.display = False  # nobody watches a trial's plots
-    trainer = d2l.HPOTrainer(max_epochs=max_epochs, num_gpus=num_gpus)
-    first_batch = next(iter(data.get_dataloader(True)))[0]
-    model.apply_init([first_batch], d2l.init_cnn)
-
-    trainer.prepare_data(data)
-    trainer.prepare_model(model)
-    trainer.optim = model.configure_optimizers()
-    trainer.train_batch_idx = trainer.val_batch_idx = 0
-    val_loader = trainer.val_dataloader
-    for epoch in range(max_epochs):
-        trainer.epoch = epoch
-        # fit_epoch would also sweep the validation set just to feed the
-        # ProgressBoard; validation_error() below does the sweep that counts
-        trainer.val_dataloader = None
-        trainer.fit_epoch()
-        trainer.val_dataloader = val_loader
-        error = float(trainer.validation_error())
-        report(epoch=epoch + 1, validation_error=error)
+    model.apply_init([next(iter(data.train_dataloader()))[0]], d2l.init_cnn)
+    model = prepare_model(model, device)
+    optimizer = model.configure_optimizers()  # SGD with the trial's learning rate
+    # the book's HPOTrainer loop, lean: see d2l_hpo.training
+    for epoch in range(1, max_epochs + 1):
+        train_epoch(model, optimizer, data.train_dataloader(), device)
+        error = validation_error(model, data.val_dataloader(), device)
+        report(epoch=epoch, validation_error=error)
 
 
 def synthetic_objective(learning_rate: float, batch_size: int, max_epochs: int,
@@ -78,9 +68,9 @@ def synthetic_objective(learning_rate: float, batch_size: int, max_epochs: int,
     import random
     import time
 
-    per_epoch = epoch_seconds * (0.5 + batch_size / 128) * num_layers / 2
-    if batch_size > 224:
-        per_epoch *= 3
+    from d2l_hpo.objectives import synthetic_seconds
+
+    per_epoch = synthetic_seconds(batch_size, 1, num_layers, epoch_seconds)
     best_lr = 0.3 * batch_size / 128
     distance = abs(math.log10(learning_rate / best_lr))
     floor = 0.08 + 0.25 * distance ** 2 + 0.03 * abs(num_layers - 2.5)
@@ -91,3 +81,12 @@ def synthetic_objective(learning_rate: float, batch_size: int, max_epochs: int,
         error = floor + (0.9 - floor) * math.exp(-speed * epoch)
         error = min(0.9, max(0.0, error + noise.gauss(0, 0.01)))
         report(epoch=epoch, validation_error=error)
+
+
+def synthetic_seconds(batch_size: int, max_epochs: int, num_layers: int = 2,
+                      epoch_seconds: float = 0.25, **_ignored) -> float:
+    """How long ``synthetic_objective`` sleeps for this configuration: the work of the
+    trial without any overhead. Takes a whole configuration: ``synthetic_seconds(**c)``.
+    """
+    per_epoch = epoch_seconds * (0.5 + batch_size / 128) * num_layers / 2
+    return per_epoch * (3 if batch_size > 224 else 1) * max_epochs

@@ -1,0 +1,136 @@
+"""B4, speed-up with workers: the time to finish the same N trials with K workers.
+
+- LeNet (``lenet_objective``) on a seeded 20 % subset of Fashion-MNIST, K = 1 and 2
+  on this 2-core machine, two ways: one thread per worker (K workers = K cores), and
+  ``run_random_search``'s default, which gives each trial ``cores // K`` threads (so
+  K = 1 trains with both cores).
+- ``synthetic_objective`` (sleeps by its cost model; batch sizes 32-224, 2 layers, as
+  in notebook 03), K = 1, 2, 4, 8.
+
+Same seed, so the same configurations in the same order, for every K. speed-up =
+time to finish with K = 1 / time to finish with K, where the time to finish is the
+experiment's wall-clock (from the tuner's start to the last trial's end; the fork
+server imports the objective's modules before it). tail-limited = the best speed-up
+any scheduler could reach with these trial durations in this order: for synthetic
+trials their cost model, for LeNet each trial's duration in the K = 1 run. Medians
+over seeds.
+
+    python benchmarks/speedup.py [--seeds 0 1 2] [--quick] [--no-lenet]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table, median, write_csv  # noqa: E402
+
+from d2l_hpo import (  # noqa: E402
+    ideal_makespan, lenet_objective, lenet_space, run_random_search, sample_configs,
+    synthetic_objective, synthetic_space,
+)
+from d2l_hpo.backends.local import SubprocessBackend  # noqa: E402
+from d2l_hpo.objectives import synthetic_seconds  # noqa: E402
+from d2l_hpo.spaces import randint  # noqa: E402
+
+
+def synthetic_workload(epoch_seconds):
+    space = synthetic_space(max_epochs=4, epoch_seconds=epoch_seconds)
+    space.update(batch_size=randint(32, 224), num_layers=2)  # no 3x stragglers
+    return space
+
+
+def lenet_workload(fraction, epochs):
+    space = lenet_space(max_epochs=epochs)
+    space.update(data_fraction=fraction)
+    return space
+
+
+def finish(objective, space, k, n, seed, folder, threads=None):
+    """Run n trials on k workers; the experiment (all trials must complete)."""
+    backend = None
+    if threads is not None:
+        backend = SubprocessBackend(objective, space, threads_per_trial=threads)
+    exp = run_random_search(objective, space, n_workers=k, max_num_trials=n, seed=seed,
+                            results_dir=folder, progress=False, backend=backend)
+    assert (exp.trials["status"] == "completed").all() and len(exp.trials) == n, \
+        exp.trials[["trial_id", "status"]]
+    return exp
+
+
+def speedups(label, objective, space, workers, n, seeds, folder, threads=None,
+             durations=None):
+    """One row per K: median wall-clock, speed-up against K = 1, tail-limited speed-up."""
+    per_seed = {k: [] for k in workers}
+    for seed in seeds:
+        runs = {}
+        for k in workers:
+            runs[k] = finish(objective, space, k, n, seed, folder,
+                             threads=None if threads is None else threads)
+            print(f"{label} seed {seed} K={k}: {runs[k].wallclock:.1f} s", file=sys.stderr)
+        work = (durations(space, n, seed) if durations is not None
+                else list(runs[1].trials.sort_values("trial_id")["duration"]))
+        for k in workers:
+            per_seed[k].append({
+                "wallclock_s": runs[k].wallclock,
+                "speedup": runs[1].wallclock / runs[k].wallclock,
+                "tail_limited": ideal_makespan(work, 1) / ideal_makespan(work, k),
+                "utilization": runs[k].utilization})
+    rows = []
+    for k in workers:
+        row = {"workload": label, "K": k, "trials": n, "seeds": len(seeds)}
+        for column in ("wallclock_s", "speedup", "tail_limited", "utilization"):
+            row[column] = median([r[column] for r in per_seed[k]])
+        row["speedup_per_worker"] = row["speedup"] / k
+        rows.append(row)
+    return rows
+
+
+def synthetic_durations(space, n, seed):
+    return [synthetic_seconds(**c) for c in sample_configs(space, n, seed)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 seed, fewer and shorter trials")
+    parser.add_argument("--no-lenet", action="store_true", help="the synthetic part only")
+    args = parser.parse_args()
+    seeds = args.seeds
+    # synthetic: 64 trials leave a tail-limited K=8 speed-up of 7.3-7.7 (40 leave 6.8-7.1)
+    synthetic = {"n": 64, "epoch_seconds": 0.2}
+    lenet = {"n": 8, "fraction": 0.2, "epochs": 3}
+    if args.quick:
+        seeds = seeds[:1]
+        synthetic = {"n": 16, "epoch_seconds": 0.05}
+        lenet = {"n": 4, "fraction": 0.05, "epochs": 1}
+    warnings.filterwarnings("ignore", message=".*CPU cores")  # 8 sleepers on 2 cores
+
+    start = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.no_lenet:
+            space = lenet_workload(lenet["fraction"], lenet["epochs"])
+            rows += speedups("LeNet, 1 thread per worker", lenet_objective, space, [1, 2],
+                             lenet["n"], seeds, folder, threads=1)
+            rows += speedups("LeNet, default threads (cores // K)", lenet_objective, space,
+                             [1, 2], lenet["n"], seeds, folder)
+        space = synthetic_workload(synthetic["epoch_seconds"])
+        rows += speedups("synthetic_objective", synthetic_objective, space, [1, 2, 4, 8],
+                         synthetic["n"], seeds, folder, durations=synthetic_durations)
+    print(f"\nTime to finish the same trials with K workers (medians over seeds {seeds}; "
+          f"LeNet: {lenet['n']} trials, {lenet['epochs']} epoch(s) on "
+          f"{lenet['fraction']:.0%} of the data; synthetic: {synthetic['n']} trials, "
+          f"epoch_seconds={synthetic['epoch_seconds']}; {time.perf_counter() - start:.0f} s)\n")
+    print(markdown_table(rows, ["workload", "K", "trials", "wallclock_s", "speedup",
+                                "speedup_per_worker", "tail_limited", "utilization"]))
+    print(f"\nCSV: {write_csv('speedup', rows)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The quick benchmark suite runs end to end (what `make bench QUICK=1` runs), so no
+script rots. Timings are the scripts' output, never asserted here: only that every
+table and CSV is there, complete, with the machine's description, and that the
+measured quantities are the kind of number they claim to be."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_suite(tmp_path_factory):
+    pytest.importorskip("optuna", reason="the peers come from the bench extra")
+    results = tmp_path_factory.mktemp("bench")
+    done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick"], cwd=ROOT,
+                          env={**os.environ, "D2L_HPO_BENCH_RESULTS": str(results)},
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return results, done.stdout
+
+
+def rows(results, name):
+    with open(results / f"{name}.csv") as f:
+        table = list(csv.DictReader(f))
+    assert table and {"date", "cores", "python", "v_torch", "v_syne-tune"} <= set(table[0])
+    return table
+
+
+def test_every_benchmark_prints_its_table_and_the_summary_collects_them(quick_suite):
+    results, out = quick_suite
+    summary = (results / "summary-quick.md").read_text()
+    for key in ("B1", "B2", "B3", "B4"):
+        assert f"== {key}" in out and f"## {key}" in summary
+    assert summary.count("|---") >= 4
+    assert "FAILED" not in out
+
+
+def test_b1_measures_every_system_against_the_ideal_makespan(quick_suite):
+    table = rows(quick_suite[0], "scheduling_efficiency")
+    systems = {(r["system"], r["scheduling"]) for r in table}
+    assert ("run_random_search (default)", "async") in systems
+    assert ("run_random_search (default)", "sync") in systems
+    assert ("run_random_search + RayBackend", "async") in systems
+    assert {s for s, _ in systems} >= {"Ray Tune 2.60 Tuner.fit", "Optuna, n_jobs=4 threads",
+                                       "Optuna, 4 processes + JournalStorage"}
+    for r in table:  # nothing beats the zero-overhead schedule of the same durations
+        assert 0 < float(r["makespan_ratio"]) <= 1.02, r
+        assert float(r["wallclock_s"]) >= float(r["ideal_makespan_s"]) * 0.98
+
+
+def test_b2_b3_b4_tables_are_complete(quick_suite):
+    results = quick_suite[0]
+    b2 = rows(results, "launch_overhead")
+    assert {"local, warm (default)", "RayBackend"} <= {r["backend"] for r in b2}
+    assert all(float(r["first_line_median_s"]) >= 0 for r in b2)
+    b3 = rows(results, "lenet_epoch")
+    assert len(b3) >= 3 and all(float(r["images_per_s"]) > 0 for r in b3)
+    assert float(b3[0]["vs_book"]) == 1.0  # the book's pipeline is the reference
+    b4 = rows(results, "speedup")
+    synthetic = [r for r in b4 if r["workload"] == "synthetic_objective"]
+    assert [int(r["K"]) for r in synthetic] == [1, 2, 4, 8]
+    assert float(synthetic[0]["speedup"]) == 1.0
+    # with these durations no schedule beats the tail-limited speed-up by much
+    for r in b4:
+        assert float(r["speedup"]) <= float(r["tail_limited"]) * 1.15, r
