@@ -44,9 +44,10 @@ from d2l_hpo.results import (
 )
 from d2l_hpo.spaces import validate_config, validate_config_space
 
-# Seconds the tuner waits between looks at its busy workers. Syne Tune's default
-# is 5 s, which leaves a freed worker idle for up to 5 s; a look costs well under
-# a millisecond per running trial (benchmarks/polling.py measures both).
+# Seconds the tuner waits between looks at its busy workers when nothing wakes it
+# earlier. Syne Tune's default is 5 s, which leaves a freed worker idle for up to
+# 5 s. Our backends wake the tuner the moment a trial ends (wait_for_change), so
+# this only bounds how stale the progress bar and the tables can get.
 POLL_INTERVAL = 0.05
 LOCAL_NODE = platform.node() or "local"  # the trials table's node for local trials
 STATUS = {"InProgress": "running", "Completed": "completed", "Failed": "failed",
@@ -150,6 +151,21 @@ def sample_configs(config_space, n: int, seed: int, initial_config=None) -> list
     from syne_tune.config_space import cast_config_values, postprocess_config
     return [postprocess_config(cast_config_values(searcher.suggest(), config_space),
                                config_space) for _ in range(n)]
+
+
+class _Tuner(Tuner):
+    """Syne Tune's Tuner, sleeping event-driven: between polls it waits on the
+    backend's ``wait_for_change(seconds)`` when there is one (it returns early when a
+    trial ends), else it sleeps ``sleep_time`` as Syne Tune does."""
+
+    def _sleep(self):
+        wait = getattr(self.trial_backend, "wait_for_change", None)
+        if wait is None:
+            time.sleep(self.sleep_time)
+        else:
+            wait(self.sleep_time)
+        for callback in self.callbacks:
+            callback.on_tuning_sleep(self.sleep_time)
 
 
 class _QuietLogger(TunerLogger):
@@ -652,7 +668,7 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     scheduler.searcher.skip_draws(int(settings.get("random_draws", 0)) if resume else 0)
     recorder = ExperimentRecorder(path, settings, progress, max_num_trials, max_wallclock_time,
                                   max_trial_time, previous=previous, searcher=scheduler.searcher)
-    tuner = Tuner(
+    tuner = _Tuner(
         trial_backend=backend,
         scheduler=scheduler,
         stop_criterion=StoppingCriterion(max_wallclock_time=time_left),

@@ -285,6 +285,25 @@ def test_bad_settings_fail_before_any_work(cluster):
         RayBackend(address="auto", gpus_per_trial=1).connect()
 
 
+def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, tmp_path):
+    first, second = RayBackend(address="auto"), RayBackend(address="auto")
+    for backend, folder in ((first, "first"), (second, "second")):
+        backend.bind_objective(flaky_objective, {"x": uniform(0, 1), "fail": "no"})
+        backend.set_path(results_root=str(tmp_path / folder))
+    assert first._collector is second._collector  # one actor, started once
+    a = first.start_trial({"x": 0.5, "fail": "no"})
+    b = second.start_trial({"x": 0.25, "fail": "no"})
+    assert a.trial_id == b.trial_id == 0  # the same ids: only the token tells them apart
+    start = time.monotonic()
+    while first.busy_trial_ids():
+        first.wait_for_change(60)  # returns when a task ends, not after 60 s
+        assert time.monotonic() - start < 30
+    wait_for(second, [b.trial_id], {Status.completed})
+    # each backend got its own trial's reports, none of the other's
+    assert [r["score"] for r in first._all_trial_results([0])[0].metrics] == [0.5, 1.0]
+    assert [r["score"] for r in second._all_trial_results([0])[0].metrics] == [0.25, 0.5]
+
+
 def test_every_ray_process_stays_on_127_0_0_1(cluster):
     ray_pids = {int(line.split(":")[0]) for line in ray_processes()}
     assert len(ray_pids) >= 6  # 3 raylets, a GCS, workers...

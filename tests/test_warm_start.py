@@ -1,6 +1,7 @@
 """Warm trial processes (the default): forked from a process that imported torch once,
 yet each trial starts from fresh state, as a new interpreter would."""
 import os
+import time
 
 import psutil
 from syne_tune.config_space import uniform
@@ -69,3 +70,33 @@ def test_the_fork_server_is_gone_after_the_run(tmp_path):
     servers = [p for p in psutil.Process(os.getpid()).children(recursive=True)
                if "_forkserver" in " ".join(p.cmdline())]
     assert servers == []
+
+
+def sleeper(seconds: float):
+    import time
+
+    from syne_tune import Reporter
+    time.sleep(seconds)
+    Reporter()(validation_error=seconds)
+
+
+def test_the_tuner_is_woken_when_a_forked_trial_ends(tmp_path):
+    backend = SubprocessBackend(sleeper, {"seconds": 0.3})
+    backend.set_path(results_root=str(tmp_path))
+    backend.warm_up()
+    try:
+        trial = backend.start_trial({"seconds": 0.3})
+        start = time.monotonic()
+        while backend.trial_subprocess[trial.trial_id].poll() is None:
+            backend.wait_for_change(60)  # returns when the trial ends, not after 60 s
+            assert time.monotonic() - start < 30
+        status, _ = backend.fetch_status_results([trial.trial_id])
+        assert status[trial.trial_id][1] == "Completed"
+    finally:
+        backend.stop_all()
+    # with nothing running and nothing ending, it sleeps its full time
+    backend.start_server()
+    start = time.monotonic()
+    backend.wait_for_change(0.3)
+    assert time.monotonic() - start >= 0.25
+    backend.stop_server()

@@ -1,13 +1,16 @@
 """A warm parent for trial processes: imports once, then forks one child per trial.
 
-Started by ``SubprocessBackend`` as ``python -m d2l_hpo.backends._forkserver THREADS MODULE...``. It
+Started by ``SubprocessBackend`` as
+``python -m d2l_hpo.backends._forkserver THREADS NOTIFY_FD MODULE...``. It
 imports the modules the objective imports (torch, d2l, ...) once, then reads one
 JSON request per line on stdin, forks a child per request and answers with the
 child's pid. The child is a fresh copy of this process, never of an earlier trial:
 it gets new random seeds, its own thread count, GPU and environment, its output
 goes to the trial's ``std.out``/``std.err``, and it runs the trial exactly as a
 newly started ``_trial_main.py`` would. A trial that crashes or hangs takes down only
-its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit``.
+its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit``, and
+then a byte to the pipe ``NOTIFY_FD``, which wakes the tuner up (instead of it
+finding out at its next poll).
 
 The server dies with the tuner (``PR_SET_PDEATHSIG``), and its children die with it.
 """
@@ -28,8 +31,9 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _preload(threads: str, modules: list[str]) -> None:
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "D2L_HPO_THREADS"):
+    from d2l_hpo.backends._trial_main import THREAD_VARIABLES
+
+    for var in THREAD_VARIABLES:
         os.environ[var] = threads
     for name in modules:
         try:
@@ -38,12 +42,14 @@ def _preload(threads: str, modules: list[str]) -> None:
             pass
 
 
-def _child(request: dict, wakeup_r: int) -> None:
+def _child(request: dict, wakeup_r: int, notify: int) -> None:
     """In the forked child: become the trial process, run it, never return."""
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.close(wakeup_r)
+        if notify >= 0:
+            os.close(notify)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -58,7 +64,9 @@ def _child(request: dict, wakeup_r: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        _fresh_state(int(sys.argv[1]))  # the trial's thread budget
+        from d2l_hpo.backends._trial_main import fresh_state
+
+        fresh_state(int(sys.argv[1]))  # new seeds, the trial's thread budget
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.argv = list(request["argv"])
         from d2l_hpo.backends import _trial_main
@@ -69,24 +77,22 @@ def _child(request: dict, wakeup_r: int) -> None:
     os._exit(1)
 
 
-def _fresh_state(threads: int) -> None:
-    """What a newly started interpreter would have: seeds from entropy, own threads."""
-    import random
-
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        torch.seed()
-        torch.set_num_threads(threads)
+def _notify(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.write(fd, b".")
+        except (BlockingIOError, BrokenPipeError):  # full (it wakes anyway) or gone
+            pass
 
 
 def main() -> None:
     from d2l_hpo.backends._trial_main import _die_with_parent
 
     _die_with_parent()
-    _preload(sys.argv[1], sys.argv[2:])
+    notify = int(sys.argv[2])
+    if notify >= 0:
+        os.set_blocking(notify, False)
+    _preload(sys.argv[1], sys.argv[3:])
     wakeup_r, wakeup_w = os.pipe()
     os.set_blocking(wakeup_w, False)
     signal.set_wakeup_fd(wakeup_w)
@@ -111,6 +117,7 @@ def main() -> None:
             if folder is not None:
                 _write_atomically(os.path.join(folder, "exit"),
                                   str(os.waitstatus_to_exitcode(status)))
+                _notify(notify)
         if requests in ready:
             data = os.read(requests, 65536)
             if not data:  # the backend closed the pipe: done
@@ -121,7 +128,7 @@ def main() -> None:
                 request = json.loads(line)
                 pid = os.fork()
                 if pid == 0:
-                    _child(request, wakeup_r)
+                    _child(request, wakeup_r, notify)
                 trial_dirs[pid] = request["trial_dir"]
                 sys.stdout.write(f"{pid}\n")
                 sys.stdout.flush()

@@ -42,6 +42,27 @@ def main() -> None:
     os._exit(code)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "D2L_HPO_THREADS")
+
+
+def fresh_state(threads: int) -> None:
+    """In a process that ran (or forked from) other code: what a newly started trial
+    interpreter would have: random seeds from entropy and the trial's thread budget
+    (environment variables, and torch's setting when torch is already imported)."""
+    import random
+
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.seed()
+        torch.set_num_threads(threads)
+
+
 def _die_with_parent() -> None:
     """Linux: be killed when the tuner dies, even by kill -9, so no trial outlives it."""
     try:

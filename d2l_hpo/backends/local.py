@@ -16,9 +16,11 @@ from __future__ import annotations
 import dis
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any, Callable
@@ -147,19 +149,46 @@ class SubprocessBackend(PythonBackend):
         self.warm_start = bool(warm_start)
         self.preload = imported_modules(objective)
         self._server: subprocess.Popen | None = None
+        self._notify: int | None = None  # read end of the fork server's wake-up pipe
 
     def __getstate__(self):
-        return {**self.__dict__, "_server": None}
+        return {**self.__dict__, "_server": None, "_notify": None}
 
     # --- the fork server --------------------------------------------------------------
     def start_server(self) -> None:
         """Start the fork server now (it imports in the background until the first trial)."""
         if self._server is None or self._server.poll() is not None:
-            self._server = subprocess.Popen(
-                [sys.executable, "-m", "d2l_hpo.backends._forkserver",
-                 str(self.threads_per_trial), *self.preload],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self._close_notify()
+            self._notify, notify_w = os.pipe()  # a byte each time a trial ends
+            os.set_blocking(self._notify, False)
+            try:
+                self._server = subprocess.Popen(
+                    [sys.executable, "-m", "d2l_hpo.backends._forkserver",
+                     str(self.threads_per_trial), str(notify_w), *self.preload],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    pass_fds=(notify_w,))
+            finally:
+                os.close(notify_w)
             self._server_ready = False
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less if a forked trial ends meanwhile (the
+        tuner calls this instead of a fixed sleep, so a freed worker gets its next
+        trial at once)."""
+        if self._notify is None:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self._notify], [], [], timeout)
+        if ready:
+            try:
+                os.read(self._notify, 4096)
+            except (BlockingIOError, OSError):
+                pass
+
+    def _close_notify(self) -> None:
+        if self._notify is not None:
+            os.close(self._notify)
+            self._notify = None
 
     def warm_up(self) -> None:
         """Start the fork server and wait until it has imported the objective's modules
@@ -193,6 +222,7 @@ class SubprocessBackend(PythonBackend):
             except (OSError, subprocess.TimeoutExpired):
                 self._server.kill()
             self._server = None
+        self._close_notify()
 
     def stop_all(self):
         super().stop_all()

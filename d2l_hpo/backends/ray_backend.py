@@ -21,11 +21,11 @@ import io
 import json
 import logging
 import os
-import random
 import sys
 import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_METRIC_TAG
 from syne_tune.report import retrieve
 
+from d2l_hpo.backends._trial_main import fresh_state
 from d2l_hpo.backends.local import detached_copy, imported_modules
 
 try:
@@ -74,9 +75,9 @@ def local_only() -> None:
 class _Forward(io.TextIOBase):
     """A text stream that sends whole lines of one trial to the collector actor."""
 
-    def __init__(self, collector, trial_id: int, attempt: int, stream: str):
+    def __init__(self, collector, token: str, trial_id: int, attempt: int, stream: str):
         super().__init__()
-        self.collector, self.key = collector, (trial_id, attempt, stream)
+        self.collector, self.key = collector, (token, trial_id, attempt, stream)
         self.pending = ""
 
     def writable(self):
@@ -94,7 +95,7 @@ class _Forward(io.TextIOBase):
         cut = self.pending.rfind("\n") + 1
         if cut:  # whole lines go at once (a report is one line), the rest waits
             sent = self.collector.text.remote(*self.key, self.pending[:cut])
-            if self.key[2] == "err" or ST_METRIC_TAG in self.pending[:cut]:
+            if self.key[3] == "err" or ST_METRIC_TAG in self.pending[:cut]:
                 # reports and errors must survive a crash right after them: wait
                 # until the collector has them (about a millisecond)
                 ray.get(sent)
@@ -107,35 +108,22 @@ class _Forward(io.TextIOBase):
             self.pending = ""
 
 
-def _fresh_state(threads: int) -> None:
-    """What a new process would have: seeds from entropy, the trial's thread budget."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "D2L_HPO_THREADS"):
-        os.environ[var] = str(threads)
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        torch.seed()
-        torch.set_num_threads(threads)
-
-
-def run_trial(trial_id: int, attempt: int, blob: bytes, config: dict, collector,
-              threads: int) -> bool:
+def run_trial(token: str, trial_id: int, attempt: int, blob: bytes, config: dict,
+              collector, threads: int) -> bool:
     """Body of the Ray task of one trial; True when the objective returned normally."""
     import dill
 
     context = ray.get_runtime_context()
-    ray.get(collector.start.remote(trial_id, attempt, {
+    ray.get(collector.start.remote(token, trial_id, attempt, {
         "node": context.get_node_id(), "worker": context.get_worker_id(),
         "pid": os.getpid(), "host": os.uname().nodename, "time": time.time()}))
     saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd()
-    out = _Forward(collector, trial_id, attempt, "out")
-    err = _Forward(collector, trial_id, attempt, "err")
+    out = _Forward(collector, token, trial_id, attempt, "out")
+    err = _Forward(collector, token, trial_id, attempt, "err")
     sys.stdout, sys.stderr = out, err
     ok = False
     try:
-        _fresh_state(threads)
+        fresh_state(threads)
         objective = dill.loads(blob)
         code = objective.__code__
         if not code.co_flags & 0x08:  # no **kwargs: pass only what it takes
@@ -158,7 +146,7 @@ def run_trial(trial_id: int, attempt: int, blob: bytes, config: dict, collector,
         os.chdir(saved[3])
         # waiting for this call means every line sent before it has arrived too
         # (Ray runs one caller's calls to an actor in order)
-        ray.get(collector.end.remote(trial_id, attempt, time.time(), ok))
+        ray.get(collector.end.remote(token, trial_id, attempt, time.time(), ok))
     return ok
 
 
@@ -172,24 +160,30 @@ def _warm(seconds: float, modules: list[str]) -> int:
     return os.getpid()
 
 
+# (cluster, job, resources per trial, slots, modules) already warmed up by this process
+_WARMED: set[tuple] = set()
+# (cluster, job) -> the collector actor of this driver; the reference keeps it alive
+_COLLECTORS: dict[tuple, Any] = {}
+
+
 class _Collector:
-    """Actor that keeps what trials sent until the backend next asks for it."""
+    """Actor that keeps what trials sent until their backend next asks for it. One per
+    driver (a named actor), shared by its backends: each has its own ``token``."""
 
     def __init__(self):
-        self.events: list[tuple] = []
+        self.events: dict[str, list[tuple]] = {}
 
-    def start(self, trial_id, attempt, placement):
-        self.events.append(("start", trial_id, attempt, placement))
+    def start(self, token, trial_id, attempt, placement):
+        self.events.setdefault(token, []).append(("start", trial_id, attempt, placement))
 
-    def text(self, trial_id, attempt, stream, text):
-        self.events.append(("text", trial_id, attempt, (stream, text)))
+    def text(self, token, trial_id, attempt, stream, text):
+        self.events.setdefault(token, []).append(("text", trial_id, attempt, (stream, text)))
 
-    def end(self, trial_id, attempt, timestamp, ok):
-        self.events.append(("end", trial_id, attempt, (timestamp, ok)))
+    def end(self, token, trial_id, attempt, timestamp, ok):
+        self.events.setdefault(token, []).append(("end", trial_id, attempt, (timestamp, ok)))
 
-    def drain(self) -> list[tuple]:
-        events, self.events = self.events, []
-        return events
+    def drain(self, token) -> list[tuple]:
+        return self.events.pop(token, [])
 
 
 # --- the backend, next to the tuner --------------------------------------------------
@@ -254,6 +248,7 @@ class RayBackend(TrialBackend):
         self._root: Path | None = None
         self._collector = None
         self._remote = None
+        self._token = uuid.uuid4().hex  # our events in the shared collector
         self._started_ray = False
         self._lock = threading.RLock()  # polling from another thread is safe
 
@@ -294,9 +289,21 @@ class RayBackend(TrialBackend):
                         f"cannot connect to the Ray cluster at {self.address!r}: {err}. "
                         "Start one with `ray start --head`, or pass address=None for a "
                         "local Ray instance") from err
-        # on the head node: it lives as long as the cluster does
-        self._collector = ray.remote(num_cpus=0)(_Collector).options(
-            resources={"node:__internal_head__": 0.001}).remote()
+        # on the head node; one per driver, kept for its later backends (starting an
+        # actor takes a new worker process, about a second)
+        context = ray.get_runtime_context()
+        session = (context.gcs_address, context.get_job_id())
+        collector = _COLLECTORS.get(session)
+        if collector is not None:
+            try:  # still alive? (a round trip of about a millisecond)
+                ray.get(collector.drain.remote(self._token), timeout=30)
+            except (ray.exceptions.RayError, TimeoutError):
+                collector = None
+        if collector is None:
+            _COLLECTORS.clear()  # an earlier Ray session's actor is gone with it
+            collector = _COLLECTORS[session] = ray.remote(num_cpus=0)(_Collector).options(
+                resources={"node:__internal_head__": 0.001}).remote()
+        self._collector = collector
         self._remote = ray.remote(run_trial).options(
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
             max_retries=0)  # retries are ours, so they show in the tables
@@ -311,9 +318,15 @@ class RayBackend(TrialBackend):
         first trial on each slot would otherwise wait for one. Later trials reuse them.
         """
         slots = min(self.capacity(), 64)
+        context = ray.get_runtime_context()
+        key = (context.gcs_address, context.get_job_id(), self.cpus_per_trial,
+               self.gpus_per_trial, slots, tuple(self.preload))
+        if key in _WARMED:  # this driver warmed them up for an earlier backend
+            return
         warm = ray.remote(_warm).options(num_cpus=self.cpus_per_trial,
                                          num_gpus=self.gpus_per_trial, max_retries=0)
         ray.get([warm.remote(0.2, self.preload) for _ in range(slots)])
+        _WARMED.add(key)
 
     def _check_resources(self):
         total = ray.cluster_resources()
@@ -342,11 +355,11 @@ class RayBackend(TrialBackend):
 
     def shutdown(self) -> None:
         """Stop the Ray instance this backend started (a cluster it joined stays up)."""
-        if self._collector is not None:
-            ray.kill(self._collector)
-            self._collector = None
+        self._collector = None  # shared by this driver's backends: it ends with Ray
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
+            _COLLECTORS.clear()
+            _WARMED.clear()
         self._started_ray = False
 
     def __getstate__(self):
@@ -393,8 +406,8 @@ class RayBackend(TrialBackend):
     def _submit(self, trial_id: int, trial: _RayTrial):
         threads = max(1, int(self.cpus_per_trial))
         trial.status, trial.ended, trial.placement = Status.in_progress, None, {}
-        trial.ref = self._remote.remote(trial_id, trial.attempt, self._blob, trial.config,
-                                        self._collector, threads)
+        trial.ref = self._remote.remote(self._token, trial_id, trial.attempt, self._blob,
+                                        trial.config, self._collector, threads)
 
     def _stop_trial(self, trial_id: int, result: dict | None):
         trial = self._trials[trial_id]
@@ -437,6 +450,17 @@ class RayBackend(TrialBackend):
         return {**trial.placement, "note": trial.note} if trial else {}
 
     # --- polling -----------------------------------------------------------------
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less if a trial's task ends meanwhile (the
+        tuner calls this instead of a fixed sleep)."""
+        with self._lock:
+            refs = [t.ref for t in self._trials.values()
+                    if t.status == Status.in_progress and t.ref is not None]
+        if refs:
+            ray.wait(refs, num_returns=1, timeout=timeout)
+        else:
+            time.sleep(timeout)
+
     def _update(self):
         with self._lock:
             self._poll()
@@ -449,7 +473,8 @@ class RayBackend(TrialBackend):
         done = []
         if running:  # tasks first, then the lines: a finished task's lines are all there
             done, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
-        for kind, trial_id, attempt, payload in ray.get(self._collector.drain.remote()):
+        for kind, trial_id, attempt, payload in ray.get(
+                self._collector.drain.remote(self._token)):
             trial = self._trials.get(trial_id)
             if trial is None or attempt != trial.attempt:
                 continue  # a lost attempt's last words
