@@ -94,7 +94,8 @@ def ray_tune(durations, scheduling, folder):
                        tune_config=tune.TuneConfig(max_concurrent_trials=N_WORKERS),
                        run_config=tune.RunConfig(storage_path=folder, verbose=0))
     start = time.perf_counter()
-    results = tuner.fit()
+    with contextlib.redirect_stdout(io.StringIO()):  # its banner, not our table
+        results = tuner.fit()
     elapsed = time.perf_counter() - start
     assert len(results) == len(durations) and not results.errors
     return elapsed
