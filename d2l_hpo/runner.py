@@ -245,9 +245,14 @@ class ExperimentRecorder(TunerCallback):
         busy = {row["worker"] for row in self.trials.values() if row["status"] == "running"}
         lane = min(set(range(self.n_workers)) - busy, default=0)
         process = getattr(self.tuner.trial_backend, "trial_subprocess", {}).get(trial.trial_id)
+        # when the backend began launching it: a warm trial can run (and end, having
+        # stamped its own end time) in the millisecond before this callback
+        launched = getattr(self.tuner.trial_backend, "launch_time", lambda _: None)(
+            trial.trial_id)
+        start = launched - self.t0 if launched is not None else self.now()
         self.trials[trial.trial_id] = {
             "trial_id": trial.trial_id, "status": "running",
-            "start": self.now(), "end": math.nan, "worker": lane,
+            "start": start, "end": math.nan, "worker": lane,
             **{k: trial.config.get(k) for k in self.settings["config_columns"]},
             "error": "", "pid": getattr(process, "pid", None),
             # a backend that places trials elsewhere tells us where once they start

@@ -150,6 +150,7 @@ class SubprocessBackend(PythonBackend):
         self.preload = imported_modules(objective)
         self._server: subprocess.Popen | None = None
         self._notify: int | None = None  # read end of the fork server's wake-up pipe
+        self._launched: dict[int, float] = {}  # trial id -> when _schedule began
 
     def __getstate__(self):
         return {**self.__dict__, "_server": None, "_notify": None}
@@ -240,9 +241,14 @@ class SubprocessBackend(PythonBackend):
             num_gpus = count_gpus()
         super()._prepare_for_schedule(num_gpus=num_gpus)
 
+    def launch_time(self, trial_id: int) -> float | None:
+        """When this backend began starting the trial (``time.time()``)."""
+        return self._launched.get(trial_id)
+
     def _schedule(self, trial_id: int, config: dict[str, Any]):
         # what PythonBackend._schedule and LocalBackend._schedule do, with the
         # process started by the fork server
+        self._launched[trial_id] = time.time()
         if not (self.tune_function_path / "tune_function.dill").exists():
             self.save_tune_function(self.tune_function)
         config = {**config, "_d2l_hpo": {"threads": self.threads_per_trial},

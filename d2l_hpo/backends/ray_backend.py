@@ -199,6 +199,7 @@ class _RayTrial:
     lines: dict = field(default_factory=lambda: {"out": [], "err": []})
     metrics: list = field(default_factory=list)
     ended: float | None = None
+    launched: float | None = None  # when the first attempt was submitted
     note: str = ""  # what happened to an earlier attempt
 
 
@@ -403,7 +404,14 @@ class RayBackend(TrialBackend):
         self._trials[trial_id] = trial
         self._submit(trial_id, trial)
 
+    def launch_time(self, trial_id: int) -> float | None:
+        """When this backend submitted the trial's (first) task (``time.time()``)."""
+        trial = self._trials.get(trial_id)
+        return None if trial is None else trial.launched
+
     def _submit(self, trial_id: int, trial: _RayTrial):
+        if trial.launched is None:
+            trial.launched = time.time()
         threads = max(1, int(self.cpus_per_trial))
         trial.status, trial.ended, trial.placement = Status.in_progress, None, {}
         trial.ref = self._remote.remote(self._token, trial_id, trial.attempt, self._blob,
