@@ -24,7 +24,7 @@ def test_validation_error_counts_every_image_once_even_with_a_short_last_batch()
     X[:5, 0, 0, 0] = (y[:5] + 1).float() % 10  # the first 5 are predicted wrongly
     X[-1, 0, 0, 0] = (y[-1] + 1).float() % 10  # and the last, alone in its batch
     error = validation_error(Fixed(), batches(X, y, 23))  # batches of 23, 23, 23, 1
-    assert error == pytest.approx(6 / 70)  # d2l's mean of batch means would say 0.29
+    assert error == pytest.approx(6 / 70)  # d2l's mean of batch means would say 0.30
 
 
 def test_prepare_model_refuses_lazy_layers_and_uses_channels_last_on_the_cpu():
