@@ -168,7 +168,7 @@ _COLLECTORS: dict[tuple, Any] = {}
 
 class _Collector:
     """Actor that keeps what trials sent until their backend next asks for it. One per
-    driver (a named actor), shared by its backends: each has its own ``token``."""
+    driver (kept in ``_COLLECTORS``), shared by its backends: each has its own ``token``."""
 
     def __init__(self):
         self.events: dict[str, list[tuple]] = {}
