@@ -25,7 +25,17 @@ bench: $(STAMP) data
 
 setup: $(STAMP)
 
+# The environment takes about 7.1 GB (torch 2.14.1's wheel is a CUDA build) and
+# pip needs room to unpack it: say so before pip fails halfway with Errno 28.
+NEED_GB := 9
 $(STAMP): pyproject.toml
+	@free_kb=$$(df -Pk . | awk 'NR==2 {print $$4}'); \
+	if [ ! -d $(VENV)/lib ] && [ "$$free_kb" -lt $$(( $(NEED_GB) * 1024 * 1024 )) ]; then \
+	  echo "error: only $$(( free_kb / 1024 / 1024 )) GB free on $$(df -P . | awk 'NR==2 {print $$6}');" \
+	       "the environment in $(VENV) needs about $(NEED_GB) GB while it installs (7.1 GB after)." \
+	       "Free some space and run make again." >&2; \
+	  exit 1; \
+	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,ray,bench]"
