@@ -1,7 +1,10 @@
-"""Shared bits of the benchmark scripts: machine description, tables, CSV."""
+"""Shared bits of the benchmark scripts: machine description, tables, CSV, and the
+Syne Tune set-up a learner would write from its documentation (the peer in B1, B2)."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import importlib.metadata as md
 import os
 import platform
@@ -51,3 +54,20 @@ def write_csv(name: str, rows: list[dict]) -> Path:
 
 def median(values):
     return statistics.median(values)
+
+
+def run_syne_tune_defaults(objective, space: dict, scheduler, stop_criterion, n_workers: int,
+                           scheduling: str, path: Path, callbacks=()) -> None:
+    """Syne Tune 0.16 as its documentation shows it: ``PythonBackend`` and a ``Tuner`` with
+    every default kept (``sleep_time=5`` among them); its printing is swallowed."""
+    from syne_tune import Tuner
+    from syne_tune.backend import PythonBackend
+
+    tuner = Tuner(trial_backend=PythonBackend(tune_function=objective, config_space=space),
+                  scheduler=scheduler, stop_criterion=stop_criterion, n_workers=n_workers,
+                  asynchronous_scheduling=scheduling == "async", tuner_name=Path(path).name,
+                  suffix_tuner_name=False, trial_backend_path=str(path),
+                  callbacks=list(callbacks))
+    tuner.tuner_path = Path(path)  # the recorder of B2 reads the trials from here
+    with contextlib.redirect_stdout(io.StringIO()):
+        tuner.run()

@@ -11,8 +11,6 @@ configurations). For every trial that followed another on the same worker:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import re
 import statistics
 import sys
@@ -22,10 +20,9 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown_table, median, write_csv  # noqa: E402
+from common import markdown_table, median, run_syne_tune_defaults, write_csv  # noqa: E402
 
-from syne_tune import StoppingCriterion, Tuner  # noqa: E402
-from syne_tune.backend import PythonBackend  # noqa: E402
+from syne_tune import StoppingCriterion  # noqa: E402
 from syne_tune.config_space import uniform  # noqa: E402
 from syne_tune.results_callback import StoreResultsCallback  # noqa: E402
 
@@ -57,16 +54,11 @@ def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder,
                 "metric": "validation_error", "mode": "min",
                 "config_columns": [k for k in space if hasattr(space[k], "sample")]}
     recorder = ExperimentRecorder(path, settings, False, n_trials, None)
-    tuner = Tuner(
-        trial_backend=PythonBackend(tune_function=objective, config_space=space),
-        scheduler=seeded_random_search(space, "validation_error", "min", seed, None, n_trials),
-        stop_criterion=StoppingCriterion(max_wallclock_time=3600),
-        n_workers=n_workers, asynchronous_scheduling=(scheduling == "async"),
-        tuner_name=name, suffix_tuner_name=False, trial_backend_path=str(path),
-        callbacks=[StoreResultsCallback(), recorder])
-    tuner.tuner_path = path
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner.run()
+    run_syne_tune_defaults(objective, space,
+                           seeded_random_search(space, "validation_error", "min", seed, None,
+                                                n_trials),
+                           StoppingCriterion(max_wallclock_time=3600), n_workers, scheduling,
+                           path, callbacks=[StoreResultsCallback(), recorder])
     return load_experiment(path)
 
 

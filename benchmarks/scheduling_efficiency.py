@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown_table, median, write_csv  # noqa: E402
+from common import markdown_table, median, run_syne_tune_defaults, write_csv  # noqa: E402
 
 from syne_tune.config_space import uniform  # noqa: E402
 
@@ -50,20 +50,15 @@ def sleep_trial(duration: float):
 
 # --- the systems: each runs the given durations in order and returns the call time ----
 def syne_tune_defaults(durations, scheduling, folder):
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import PythonBackend
+    from syne_tune import StoppingCriterion
     from syne_tune.optimizer.baselines import RandomSearch
 
-    tuner = Tuner(
-        trial_backend=PythonBackend(tune_function=sleep_trial, config_space=SPACE),
-        scheduler=RandomSearch(SPACE, metrics=["validation_error"], do_minimize=True,
-                               points_to_evaluate=[{"duration": d} for d in durations]),
-        stop_criterion=StoppingCriterion(max_num_trials_completed=len(durations)),
-        n_workers=N_WORKERS, asynchronous_scheduling=scheduling == "async",
-        tuner_name=f"st-{time.time_ns()}", trial_backend_path=f"{folder}/st-{time.time_ns()}")
+    scheduler = RandomSearch(SPACE, metrics=["validation_error"], do_minimize=True,
+                             points_to_evaluate=[{"duration": d} for d in durations])
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner.run()
+    run_syne_tune_defaults(sleep_trial, SPACE, scheduler,
+                           StoppingCriterion(max_num_trials_completed=len(durations)),
+                           N_WORKERS, scheduling, Path(folder) / f"st-{time.time_ns()}")
     return time.perf_counter() - start
 
 
