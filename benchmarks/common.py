@@ -67,7 +67,7 @@ def run_syne_tune_defaults(objective, space: dict, scheduler, stop_criterion, n_
                   scheduler=scheduler, stop_criterion=stop_criterion, n_workers=n_workers,
                   asynchronous_scheduling=scheduling == "async", tuner_name=Path(path).name,
                   suffix_tuner_name=False, trial_backend_path=str(path),
-                  callbacks=list(callbacks))
+                  callbacks=list(callbacks) or None)  # None: its default StoreResultsCallback
     tuner.tuner_path = Path(path)  # the recorder of B2 reads the trials from here
     with contextlib.redirect_stdout(io.StringIO()):
         tuner.run()
