@@ -58,12 +58,12 @@ def validation_error(model, loader, device=None) -> float:
 
     device = torch.device(device or "cpu")
     model.eval()
-    wrong, seen = 0, 0
+    wrong, seen = torch.zeros((), dtype=torch.long, device=device), 0
     with torch.inference_mode():
         for X, y in loader:
             X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            wrong += int((model(X).argmax(dim=1) != y).sum())
+            wrong += (model(X).argmax(dim=1) != y).sum()  # no sync with a GPU per batch
             seen += len(y)
     if seen == 0:
         raise ValueError("the validation loader yielded no image")
-    return wrong / seen
+    return int(wrong) / seen

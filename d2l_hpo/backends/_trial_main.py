@@ -86,7 +86,7 @@ def _run_trial() -> None:
         runtime = config.pop("_d2l_hpo", {})
         # a fair share of the cores, set before the objective imports torch/numpy
         threads = str(runtime.get("threads", 1))
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "D2L_HPO_THREADS"):
+        for var in THREAD_VARIABLES:
             os.environ[var] = threads
         if "torch" in sys.modules:  # a warm trial: torch read the variables already
             sys.modules["torch"].set_num_threads(int(threads))
