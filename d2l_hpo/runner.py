@@ -38,6 +38,7 @@ from syne_tune.tuner_callback import TunerCallback
 from syne_tune.tuner_logger import TunerLogger
 
 from d2l_hpo.backends.local import SubprocessBackend, check_self_contained
+from d2l_hpo.progress import ProgressState, progress_display
 from d2l_hpo.results import (
     EXPERIMENT_FILE, RESULTS_FILE, TRIALS_FILE, Experiment, default_results_dir,
     load_experiment, write_atomically,
@@ -210,8 +211,7 @@ class ExperimentRecorder(TunerCallback):
         self.show_progress = progress
         self.max_num_trials, self.max_wallclock_time = max_num_trials, max_wallclock_time
         self.max_trial_time = max_trial_time
-        self.bar = None
-        self._bar_state, self._bar_drawn = None, 0.0
+        self.bar = None  # a d2l_hpo.progress display while the tuner runs
         finite = [r.get(self.metric) for r in self.rows]
         finite = [v for v in finite if isinstance(v, (int, float)) and math.isfinite(v)]
         self.best = (min(finite) if self.mode == "min" else max(finite)) if finite else math.nan
@@ -233,9 +233,8 @@ class ExperimentRecorder(TunerCallback):
         self.settings.setdefault("start_timestamp", self.t0)
         self.settings["finished"] = False
         if self.show_progress:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=self.max_num_trials, unit="trial",
-                            desc=f"{self.settings['name']}", dynamic_ncols=True)
+            self.bar = progress_display(self.settings["name"], self.max_num_trials,
+                                        self.metric, self.max_wallclock_time, clock=self.now)
         self.save(force=True)
 
     def now(self) -> float:
@@ -271,6 +270,10 @@ class ExperimentRecorder(TunerCallback):
             if where.get("node") and (row["node"], row["pid"]) != (where["node"][:8],
                                                                     where["pid"]):
                 row["node"], row["pid"] = where["node"][:8], where["pid"]
+                if where.get("time"):
+                    # it starts when its node begins to run it: a task waits in the
+                    # backend's queue until a slot frees, and that wait is idle time
+                    row["start"] = max(row["start"], where["time"] - self.t0)
                 self._dirty = True
             if where.get("note") and trial_id not in self.rerun:
                 # it runs again from the start (its node died): what the lost attempt
@@ -360,6 +363,7 @@ class ExperimentRecorder(TunerCallback):
         if self.bar is not None:
             self._update_bar()
             self.bar.close()
+            self.bar = None
 
     # --- helpers --------------------------------------------------------------------
     def _enforce_time_limit(self):
@@ -395,21 +399,11 @@ class ExperimentRecorder(TunerCallback):
 
     def _update_bar(self):
         statuses = [row["status"] for row in self.trials.values()]
-        unsuccessful = len(statuses) - statuses.count("running") - statuses.count("completed")
-        state = (len(statuses) - statuses.count("running"), statuses.count("running"),
-                 unsuccessful, self.best)
-        now = time.time()
-        # redraw when something changed, and once a second for the time budget
-        if state == self._bar_state and now - self._bar_drawn < 1.0:
-            return
-        self._bar_state, self._bar_drawn = state, now
-        self.bar.n = state[0]
-        postfix = {"running": state[1], "failed": state[2],
-                   f"best {self.metric}": "-" if math.isnan(self.best) else f"{self.best:.4g}"}
-        if self.max_wallclock_time:
-            postfix["budget"] = f"{self.now():.0f}/{self.max_wallclock_time:.0f}s"
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.refresh()
+        running = statuses.count("running")
+        self.bar.update(ProgressState(
+            done=len(statuses) - running, running=running,
+            failed=sum(statuses.count(s) for s in ("failed", "diverged", "timeout")),
+            best=self.best))
 
     def save(self, force: bool = False):
         now = time.time()

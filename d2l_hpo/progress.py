@@ -1,0 +1,168 @@
+"""How a running search shows its progress, wherever it runs.
+
+- In a terminal: a tqdm bar, redrawn in place.
+- In a notebook: one line of HTML (with a plain-text twin) that is updated in place
+  and ends in its final state, so a saved notebook shows ``8/8 trials done`` in any
+  static rendering (GitHub, nbviewer), not the ``0/8`` a widget leaves behind.
+- Anywhere else (a log file, ``| tee``, CI): one line each time something changes.
+
+``progress_display(...)`` picks the kind; the recorder calls ``update`` after every
+loop of the tuner and ``close`` at the end.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProgressState:
+    """What the progress line says: trials done (finished in any way), running, failed
+    (raised, diverged or timed out; not those stopped by the budget), and the best
+    metric so far."""
+
+    done: int
+    running: int
+    failed: int
+    best: float
+
+    def describe(self, metric: str) -> str:
+        best = "-" if math.isnan(self.best) else f"{self.best:.4g}"
+        return (f"running={self.running}, failed={self.failed}, "
+                f"best {metric}={best}")
+
+
+class Progress:
+    """What every display shares: the line of text and when to redraw it. By itself
+    it prints one line per change."""
+
+    min_interval = 0.0  # seconds between two redraws of an unchanged state (0: never)
+
+    def __init__(self, name: str, total: int | None, metric: str,
+                 budget_seconds: float | None = None, stream=None, clock=None):
+        self.name, self.total, self.metric = name, total, metric
+        self.budget_seconds = budget_seconds
+        self.stream = stream if stream is not None else sys.stderr
+        self.state: ProgressState | None = None
+        started = time.monotonic()
+        # seconds since the experiment began (a resumed one began before this call)
+        self.elapsed = clock if clock is not None else (lambda: time.monotonic() - started)
+        self._drawn_at = -math.inf
+
+    def text(self, state: ProgressState) -> str:
+        total = f"/{self.total}" if self.total else ""
+        budget = (f", {self.elapsed():.0f}/{self.budget_seconds:.0f} s of the budget"
+                  if self.budget_seconds else "")
+        return (f"{self.name}: {state.done}{total} trials done, "
+                f"{state.describe(self.metric)}{budget}")
+
+    def update(self, state: ProgressState, force: bool = False) -> None:
+        changed = state != self.state
+        due = self.min_interval and time.monotonic() - self._drawn_at >= self.min_interval
+        if not (changed or due or force):
+            return
+        self.state, self._drawn_at = state, time.monotonic()
+        self.draw(state, final=False)
+
+    def draw(self, state: ProgressState, final: bool) -> None:
+        print(self.text(state), file=self.stream, flush=True)
+
+    def write(self, message: str) -> None:
+        """A message between progress lines (a trial failed, ...)."""
+        print(message, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.state is not None:
+            self.draw(self.state, final=True)
+
+
+class LogProgress(Progress):
+    """One line per change, and one when the search ends."""
+
+    def close(self):
+        if self.state is not None:
+            print(f"{self.text(self.state)} (finished after {self.elapsed():.0f} s)",
+                  file=self.stream, flush=True)
+
+
+class TerminalProgress(Progress):
+    """A tqdm bar, redrawn in place; once a second for the time budget."""
+
+    min_interval = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from tqdm import tqdm
+        self.bar = tqdm(total=self.total, unit="trial", desc=self.name, dynamic_ncols=True,
+                        file=self.stream)
+
+    def draw(self, state, final):
+        self.bar.n = state.done
+        postfix = {"running": state.running, "failed": state.failed,
+                   f"best {self.metric}": "-" if math.isnan(state.best) else f"{state.best:.4g}"}
+        if self.budget_seconds:
+            postfix["budget"] = f"{self.elapsed():.0f}/{self.budget_seconds:.0f}s"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.refresh()
+
+    def write(self, message):
+        self.bar.write(message, file=self.stream)
+
+    def close(self):
+        super().close()
+        self.bar.close()
+
+
+class NotebookProgress(Progress):
+    """An HTML progress bar with a plain-text twin, updated in place through an
+    IPython display handle; at the end both show the final state."""
+
+    min_interval = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from IPython.display import display
+        self.handle = display(self._bundle(ProgressState(0, 0, 0, math.nan), final=False),
+                              raw=True, display_id=True)
+
+    def _bundle(self, state, final):
+        text = self.text(state)
+        if final:
+            text += f" (finished after {self.elapsed():.0f} s)"
+        bar = (f'<progress value="{state.done}" max="{self.total}" style="width: 12em"></progress> '
+               if self.total else "")
+        return {"text/plain": text, "text/html": f"<div>{bar}<code>{html.escape(text)}</code></div>"}
+
+    def draw(self, state, final):
+        self.handle.update(self._bundle(state, final), raw=True)
+
+    def write(self, message):
+        print(message, file=sys.stderr, flush=True)
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (a notebook, nbval, VS Code)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_display(name: str, total: int | None, metric: str,
+                     budget_seconds: float | None = None, clock=None) -> Progress:
+    """The progress display that suits where this runs (see the module's docstring).
+
+    :param name: the experiment's name, first on the line
+    :param total: trials in the budget, or None
+    :param metric: the metric whose best value is shown
+    :param budget_seconds: the wall-clock budget, shown next to the elapsed time; or None
+    :param clock: seconds since the experiment began; default: since this call
+    """
+    if in_notebook():
+        return NotebookProgress(name, total, metric, budget_seconds, clock=clock)
+    stream = sys.stderr
+    kind = TerminalProgress if getattr(stream, "isatty", lambda: False)() else LogProgress
+    return kind(name, total, metric, budget_seconds, stream=stream, clock=clock)
