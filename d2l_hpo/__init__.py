@@ -8,13 +8,15 @@
 """
 
 from d2l_hpo.budget import budget, by_budget
+from d2l_hpo.claims import claim
 from d2l_hpo.data import FashionMNISTInMemory, find_fashion_mnist, stage_fashion_mnist
 from d2l_hpo.objectives import lenet_objective, synthetic_objective
 from d2l_hpo.plots import (
     plot_best_so_far, plot_speedup, plot_sync_vs_async, plot_trials_over_time, plot_worker_timeline,
 )
 from d2l_hpo.results import (
-    Experiment, compare, epoch_seconds, ideal_makespan, launch_gaps, load_experiment, time_to_reach,
+    Experiment, compare, epoch_seconds, ideal_makespan, ideal_starts, launch_gaps,
+    load_experiment, time_to_reach,
 )
 from d2l_hpo.runner import run_random_search, sample_configs
 from d2l_hpo.spaces import (
@@ -25,7 +27,8 @@ from d2l_hpo.spaces import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "budget", "by_budget", "compare", "epoch_seconds", "ideal_makespan", "launch_gaps", "time_to_reach",
+    "budget", "by_budget", "claim", "compare", "epoch_seconds", "ideal_makespan", "ideal_starts",
+    "launch_gaps", "time_to_reach",
     "plot_speedup",
     "Experiment", "ConfigSpaceError", "FashionMNISTInMemory", "LENET_INITIAL_CONFIG",
     "find_fashion_mnist", "lenet_objective", "lenet_space", "load_experiment",

@@ -102,7 +102,7 @@ def write_report(exp) -> list[Path]:
                            ("worker_timeline.png", plots.plot_worker_timeline)]:
         fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
         draw(exp, ax=ax)
-        fig.savefig(exp.path / filename, dpi=110)
+        fig.savefig(exp.path / filename, dpi=110, bbox_inches="tight")  # legends sit outside
         plt.close(fig)
         figures.append(exp.path / filename)
     summary = exp.summary()

@@ -23,6 +23,20 @@ def _axes(ax):
     return ax
 
 
+def trial_color(i: int):
+    """Colour of the i-th trial: neighbouring trials never share a colour (tab10, cycled)."""
+    import matplotlib
+    return matplotlib.colormaps["tab10"](i % 10)
+
+
+def busy_percent(fraction: float) -> str:
+    """A busy fraction as a percentage that never rounds up to 100 % (or down to 0 %)."""
+    text = f"{fraction:.0%}"
+    if text == "100%" and fraction < 1:
+        text = f"{math.floor(fraction * 1000) / 10:.1f}%"  # 99.96 % reads 99.9 %
+    elif text == "0%" and fraction > 0:
+        text = f"{math.ceil(fraction * 1000) / 10:.1f}%"
+    return text
 
 
 # --- data steps -----------------------------------------------------------------------
@@ -72,21 +86,33 @@ def worker_timeline(exp: Experiment) -> pd.DataFrame:
 
 
 # --- drawing steps --------------------------------------------------------------------
-def plot_trials_over_time(exp: Experiment, ax=None):
+def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = None):
     """The metric of every trial against wall-clock time, one colour per trial.
 
-    A NaN or infinite report (a diverged trial) is drawn as a red cross on the top
-    edge; a failed trial's last point as a red square."""
+    Each point is one report (after an epoch), at the time it was made: a curve starts
+    at its trial's first report, one epoch after the trial started. A NaN or infinite
+    report (a diverged trial) is drawn as a red cross on the top edge; a failed trial's
+    last point as a red square.
+
+    :param label_trials: write each trial's id at the end of its curve; default: when
+        there are at most 20 trials
+    """
     ax = _axes(ax)
     curves = trials_over_time(exp)
-    cmap = __import__("matplotlib").colormaps["viridis"]
     status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
+    if label_trials is None:
+        label_trials = len(curves) <= 20
     bad_times = []
     for i, (trial_id, rows) in enumerate(sorted(curves.items())):
         values = pd.to_numeric(rows[exp.metric], errors="coerce")
         ok = np.isfinite(values)
+        color = trial_color(i)
         ax.plot(rows["time"][ok], values[ok], marker="o", markersize=3, linewidth=1,
-                color=cmap(i / max(1, len(curves) - 1)), label=f"trial {trial_id}")
+                color=color, label=f"trial {trial_id}")
+        if label_trials and ok.any():
+            ax.annotate(str(trial_id), (rows["time"][ok].iloc[-1], values[ok].iloc[-1]),
+                        xytext=(3, 0), textcoords="offset points", fontsize=7,
+                        color=color, va="center")
         bad_times.extend(rows["time"][~ok])
         if status.get(trial_id) == "failed" and ok.any():
             ax.plot(rows["time"][ok].iloc[-1], values[ok].iloc[-1], "s", color="tab:red",
@@ -129,6 +155,7 @@ def plot_worker_timeline(exp: Experiment, ax=None):
         ax.barh(rows["lane"], rows["end"] - rows["start"], left=rows["start"], height=0.8,
                 color=STATUS_COLORS.get(status, "tab:purple"), edgecolor="white",
                 label=status)
+    statuses = bars["status"].nunique()
     for row in bars.itertuples():
         width = row.end - row.start
         if width > 0.04 * max(exp.wallclock, 1e-9):
@@ -143,30 +170,37 @@ def plot_worker_timeline(exp: Experiment, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock time (s)")
     util = exp.utilization
-    ax.set_title(f"{exp.scheduling}: workers busy {util:.0%} of the time"
+    ax.set_title(f"{exp.scheduling}: workers busy {busy_percent(util)} of the time"
                  if not math.isnan(util) else exp.scheduling)
-    if len(bars):
-        ax.legend(loc="lower right", fontsize=7)
+    if statuses > 1:  # one colour needs no key; outside the axes, it covers no bar
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title="status",
+                  title_fontsize=7)
     return ax
 
 
-def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None):
-    """The two worker timelines (same x scale) and both best-so-far curves, side by side.
+def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None,
+                       best_so_far: bool = True):
+    """The two worker timelines (same x scale) and, beside them, both best-so-far curves.
 
-    :return: the three Axes (sync timeline, async timeline, best so far)
+    :param best_so_far: draw the best-so-far panel; default True
+    :return: the Axes (sync timeline, async timeline[, best so far])
     """
     if axes is None:
         import matplotlib.pyplot as plt
-        fig = plt.figure(figsize=(12, 4.5), layout="constrained")
-        grid = fig.add_gridspec(2, 2, width_ratios=[1.6, 1])
-        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]),
-                fig.add_subplot(grid[:, 1])]
+        if best_so_far:
+            fig = plt.figure(figsize=(12, 4.5), layout="constrained")
+            grid = fig.add_gridspec(2, 2, width_ratios=[1.6, 1])
+            axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]),
+                    fig.add_subplot(grid[:, 1])]
+        else:
+            fig, axes = plt.subplots(2, 1, figsize=(8, 4.5), layout="constrained")
     plot_worker_timeline(sync, ax=axes[0])
     plot_worker_timeline(asynchronous, ax=axes[1])
     end = max(sync.wallclock, asynchronous.wallclock)
     for ax in axes[:2]:
         ax.set_xlim(0, end)
-    plot_best_so_far([sync, asynchronous], ax=axes[2], labels=["sync", "async"])
+    if best_so_far:
+        plot_best_so_far([sync, asynchronous], ax=axes[2], labels=["sync", "async"])
     return np.array(axes)
 
 

@@ -179,25 +179,44 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def resolve_experiment_path(name_or_path, results_dir=None) -> Path:
+def resolve_experiment_path(name_or_path, results_dir=None, syne_tune: bool = False) -> Path:
+    """The folder of an experiment given by folder or by name.
+
+    :param syne_tune: also accept a folder that plain Syne Tune wrote, and look for a
+        name where Syne Tune puts it (``$SYNETUNE_FOLDER``, else ``~/syne-tune``)
+    """
+    from d2l_hpo.syne_tune_folder import is_syne_tune_folder
+
     path = Path(name_or_path)
-    if (path / EXPERIMENT_FILE).is_file():
-        return path
-    candidate = Path(results_dir or default_results_dir()) / str(name_or_path)
-    if (candidate / EXPERIMENT_FILE).is_file():
-        return candidate
+    candidates = [path, Path(results_dir or default_results_dir()) / str(name_or_path)]
+    if syne_tune and results_dir is None and not path.is_absolute():
+        from syne_tune.util import experiment_path
+        candidates.append(experiment_path(str(name_or_path)))
+    for candidate in candidates:
+        if (candidate / EXPERIMENT_FILE).is_file() or (
+                syne_tune and is_syne_tune_folder(candidate)):
+            return candidate
     raise FileNotFoundError(
-        f"no experiment '{name_or_path}': neither {path.resolve()} nor "
-        f"{candidate.resolve()} holds an {EXPERIMENT_FILE}")
+        f"no experiment '{name_or_path}': "
+        + " nor ".join(str(c.resolve()) for c in dict.fromkeys(candidates))
+        + f" holds an {EXPERIMENT_FILE}"
+        + (" or a Syne Tune experiment (metadata.json and results.csv.zip)" if syne_tune else ""))
 
 
 def load_experiment(name_or_path, results_dir=None) -> Experiment:
     """Load a past (or running, or killed) experiment by its folder or by its name.
 
+    Experiments of plain Syne Tune (``Tuner.run()``) load too, with the same tables;
+    ``d2l_hpo.syne_tune_folder`` says what is reconstructed for them.
+
     :param name_or_path: an experiment folder, or a name under ``results_dir``
+        (for Syne Tune's experiments also ``tuner.name``)
     :param results_dir: where named experiments live; default ``runs/`` (or ``$SYNETUNE_FOLDER``)
     """
-    path = resolve_experiment_path(name_or_path, results_dir)
+    path = resolve_experiment_path(name_or_path, results_dir, syne_tune=True)
+    if not (path / EXPERIMENT_FILE).is_file():
+        from d2l_hpo.syne_tune_folder import read_syne_tune_folder
+        return build_experiment(path, *read_syne_tune_folder(path))
     return build_experiment(path, *read_tables(path))
 
 
@@ -315,18 +334,34 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
     )
 
 
-def ideal_makespan(durations, n_workers: int, scheduling: str = "async") -> float:
-    """Makespan of the zero-overhead schedule of ``durations`` in this order: async
-    starts each trial the instant a worker frees up; sync runs batches of
-    ``n_workers`` that each last as long as their longest trial."""
+def ideal_starts(durations, n_workers: int, scheduling: str = "async") -> list[float]:
+    """Start times of the zero-overhead schedule of ``durations`` in this order: async
+    starts each trial the instant a worker frees up; sync starts batches of
+    ``n_workers`` trials together, each batch when the longest trial of the last ends."""
     durations = list(durations)
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     if scheduling == "sync":
-        return float(sum(max(durations[i:i + n_workers])
-                         for i in range(0, len(durations), n_workers)))
-    free = [0.0] * n_workers
+        starts, t = [], 0.0
+        for i in range(0, len(durations), n_workers):
+            batch = durations[i:i + n_workers]
+            starts += [t] * len(batch)
+            t += max(batch)
+        return starts
+    free, starts = [0.0] * n_workers, []
     for d in durations:
-        heapq.heappush(free, heapq.heappop(free) + d)
-    return float(max(free))
+        start = heapq.heappop(free)
+        starts.append(start)
+        heapq.heappush(free, start + d)
+    return starts
+
+
+def ideal_makespan(durations, n_workers: int, scheduling: str = "async") -> float:
+    """Makespan of the zero-overhead schedule of ``durations`` in this order (see
+    ``ideal_starts``)."""
+    durations = list(durations)
+    starts = ideal_starts(durations, n_workers, scheduling)
+    return float(max((s + d for s, d in zip(starts, durations)), default=0.0))
 
 
 # --- summaries across experiments -------------------------------------------------------

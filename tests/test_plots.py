@@ -99,3 +99,43 @@ def test_worker_timeline_keeps_worker_lanes_for_one_machine(exp):
     bars = plots.worker_timeline(exp)
     assert (bars["lane"] == bars["worker"]).all()
     assert bars["label"].str.startswith("worker ").all()
+
+
+def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path):
+    rows = pd.DataFrame({"trial_id": list(range(12)), "time": [float(i) for i in range(12)],
+                         "validation_error": [0.5] * 12})
+    trials = pd.DataFrame({"trial_id": list(range(12)), "status": ["completed"] * 12,
+                           "start": [0.0] * 12, "end": [12.0] * 12,
+                           "learning_rate": [0.1] * 12, "batch_size": [64] * 12})
+    exp = handmade_experiment(tmp_path, rows=rows, trials=trials, n_workers=12, wallclock=12.0)
+    ax = plots.plot_trials_over_time(exp)
+    colours = [tuple(line.get_color()) for line in ax.lines if line.get_label().startswith("trial ")]
+    assert all(a != b for a, b in zip(colours, colours[1:]))
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(i) for i in range(12))
+    plt.close("all")
+
+
+def test_timeline_legend_only_when_statuses_differ_and_outside_the_bars(exp, tmp_path):
+    ax = plots.plot_worker_timeline(exp)  # completed and failed
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == [
+        "completed", "failed"]
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # right of the axes
+    plt.close("all")
+    trials = exp.trials.assign(status="completed")
+    ax = plots.plot_worker_timeline(handmade_experiment(tmp_path, trials=trials))
+    assert ax.get_legend() is None
+    plt.close("all")
+
+
+@pytest.mark.parametrize("fraction, text", [(0.9951, "99.5%"), (0.996, "99.6%"), (0.9996, "99.9%"), (0.9949, "99%"), (1.0, "100%"),
+                                            (0.754, "75%"), (0.003, "0.3%"), (0.0004, "0.1%"), (0.0, "0%")])
+def test_busy_percentages_never_round_to_full_or_empty(fraction, text):
+    assert plots.busy_percent(fraction) == text
+
+
+def test_sync_vs_async_without_the_best_so_far_panel(exp, tmp_path):
+    sync = handmade_experiment(tmp_path, scheduling="sync", wallclock=12.0)
+    axes = plots.plot_sync_vs_async(sync, exp, best_so_far=False)
+    assert len(axes) == 2 and axes[0].get_xlim() == axes[1].get_xlim() == (0, 12.0)
+    plt.close("all")

@@ -142,6 +142,10 @@ def test_a_node_never_runs_more_trials_than_its_cpus(cluster, tmp_path):
             running += step
             peak = max(peak, running)
         assert peak == 1, f"node {node} ran {peak} trials of 2 CPUs on its 2 CPUs"
+    # the trials table agrees: a trial that waited for a free node starts when its node
+    # began to run it, so no node shows two trials at once in the worker timeline
+    bars = worker_timeline(exp)
+    assert (bars.groupby("node")["lane"].nunique() == 1).all(), bars
 
 
 def _remove_when_busy(cluster, node, node_id, backend, seen: dict):

@@ -71,3 +71,14 @@ def test_ideal_makespan_of_hand_made_durations():
     assert ideal_makespan([4, 1, 1, 2], 2, "sync") == 4 + 2
     assert ideal_makespan([1, 1, 1], 1) == 3.0
     assert ideal_makespan([5, 1, 1, 1, 1], 4) == 5.0  # the tail: one long trial
+
+
+def test_ideal_starts_of_hand_made_durations():
+    from d2l_hpo.results import ideal_starts
+
+    # async, 2 workers: 4 on lane A at 0; 1, 1, 2 on lane B at 0, 1, 2
+    assert ideal_starts([4, 1, 1, 2], 2) == [0.0, 0.0, 1.0, 2.0]
+    assert ideal_starts([4, 1, 1, 2], 2, "sync") == [0.0, 0.0, 4.0, 4.0]
+    assert ideal_starts([], 3) == []
+    with pytest.raises(ValueError, match="n_workers"):
+        ideal_starts([1], 0)

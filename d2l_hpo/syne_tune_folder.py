@@ -1,0 +1,124 @@
+"""Read an experiment that plain Syne Tune wrote (``Tuner.run()`` without d2l_hpo), so
+that its tables and plots are the same as for ``run_random_search``.
+
+A Syne Tune experiment folder holds ``metadata.json`` (metric, mode, config space,
+start time), ``results.csv.zip`` (one row per report), ``tuner.dill`` (the pickled
+tuner: workers, sync/async, each trial's last status) and one folder per trial
+(``config.json`` written when the trial was launched, ``end`` stamped by the backend
+when it saw the trial's process end, ``std.out``, ``std.err``). What Syne Tune does not
+record is reconstructed, and the reconstruction is stated here:
+
+- a trial starts when its ``config.json`` was written (the backend's launch);
+- a trial that completed ends at its last report: its work is done then, and the
+  ``end`` stamp Syne Tune writes comes only when the tuner next looks (up to its
+  ``sleep_time`` later), which would hide the worker's wait inside the bar; a trial
+  without reports ends at that stamp; one still running when the tuner stopped ends
+  when the tuner saved its results;
+- worker lanes are assigned from these times (``assign_lanes``);
+- without a loadable ``tuner.dill``, the number of workers is the most trials that
+  ran at once, statuses are ``completed`` (``end`` stamp) or ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+METADATA_FILE = "metadata.json"
+RESULTS_FILES = ("results.csv.zip", "results.csv")
+_STATUS = {"Completed": "completed", "Failed": "failed", "Stopped": "stopped",
+           "Paused": "stopped", "InProgress": "stopped"}  # still running: the tuner stopped it
+
+
+def is_syne_tune_folder(path: Path) -> bool:
+    path = Path(path)
+    return (path / METADATA_FILE).is_file() and any((path / f).is_file() for f in RESULTS_FILES)
+
+
+def _tuner(path: Path):
+    """The pickled tuner, or None when it is missing or cannot be loaded here."""
+    if not (path / "tuner.dill").is_file():
+        return None
+    try:
+        import dill
+        with open(path / "tuner.dill", "rb") as f:
+            return dill.load(f)
+    except Exception:  # written by another version, or its objective is gone: do without
+        return None
+
+
+def _max_concurrency(starts, ends) -> int:
+    events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends], key=lambda x: (x[0], x[1]))
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return max(1, most)
+
+
+def read_syne_tune_folder(path: Path):
+    """Settings, trials and reports of a plain Syne Tune experiment, in the shape
+    ``results.build_experiment`` takes (see the module docstring for what is inferred)."""
+    path = Path(path)
+    metadata = json.loads((path / METADATA_FILE).read_text())
+    results_file = next(path / f for f in RESULTS_FILES if (path / f).is_file())
+    raw = pd.read_csv(results_file)
+    t0 = float(metadata.get("st_tuner_start_timestamp")
+               or metadata.get("st_tuner_creation_timestamp"))
+    metric = (metadata.get("metric_names") or ["validation_error"])[0]
+    mode = metadata.get("metric_mode") or "min"
+    space = json.loads(metadata["config_space"]) if isinstance(
+        metadata.get("config_space"), str) else (metadata.get("config_space") or {})
+    config_columns = [k for k, v in space.items() if isinstance(v, dict) and "domain_cls" in v]
+    constants = {k: v for k, v in space.items() if k not in config_columns}
+    tuner = _tuner(path)
+    seen = dict(tuner.tuning_status.last_trial_status_seen) if tuner is not None else {}
+    # the tuner saved its results last: the end of the experiment
+    finished_at = max(p.stat().st_mtime for p in (results_file, path / "tuner.dill") if p.is_file())
+
+    rows = pd.DataFrame({
+        "trial_id": raw["trial_id"].astype(int),
+        "time": raw["st_worker_timestamp"] - t0,
+        **{c: raw[c] for c in raw.columns
+           if not c.startswith(("st_", "config_")) and c != "trial_id"},
+        "worker_time": raw.get("st_worker_time", math.nan),
+    })
+    trials = []
+    for folder in sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+        if not (folder / "config.json").is_file():
+            continue
+        trial_id = int(folder.name)
+        config = json.loads((folder / "config.json").read_text())
+        ended = folder / "end"
+        status = _STATUS.get(seen.get(trial_id), "completed" if ended.is_file() else "stopped")
+        reported = rows.loc[rows["trial_id"] == trial_id, "time"]
+        if status == "completed" and len(reported):
+            end = t0 + float(reported.max())
+        else:
+            end = float(ended.read_text()) if ended.is_file() else finished_at
+        error = ""
+        if status == "failed" and (folder / "std.err").is_file():
+            lines = [ln.rstrip() for ln in (folder / "std.err").read_text(errors="replace")
+                     .splitlines() if ln.strip()]
+            error = "\n".join(lines[-5:])
+        trials.append({"trial_id": trial_id, "status": status,
+                       "start": (folder / "config.json").stat().st_mtime - t0,
+                       "end": max(end - t0, (folder / "config.json").stat().st_mtime - t0),
+                       **{c: config.get(c) for c in config_columns},
+                       "error": error, "pid": math.nan, "node": platform.node() or "local"})
+    trials = pd.DataFrame(trials)
+    if tuner is not None:
+        n_workers = int(tuner.n_workers)
+        scheduling = "async" if tuner.asynchronous_scheduling else "sync"
+    else:
+        n_workers = _max_concurrency(trials["start"], trials["end"]) if len(trials) else 1
+        scheduling = "async"
+    settings = {"name": path.name, "n_workers": n_workers, "scheduling": scheduling,
+                "metric": metric, "mode": mode, "wallclock": finished_at - t0,
+                "config_columns": config_columns, "constants": constants,
+                "start_timestamp": t0, "finished": True, "written_by": "syne_tune"}
+    return settings, trials, rows

@@ -1,0 +1,105 @@
+"""load_experiment reads what plain Syne Tune wrote (Tuner.run() with its PythonBackend),
+so a lesson can draw the same tables and plots for it."""
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.backend import PythonBackend
+from syne_tune.experiments import load_experiment as syne_tune_load
+from syne_tune.optimizer.baselines import RandomSearch
+from syne_tune.tuner_logger import TunerLogger
+
+import d2l_hpo
+from d2l_hpo.spaces import loguniform, randint
+
+
+def sleepy(learning_rate, batch_size, epochs):
+    import time
+
+    from syne_tune import Reporter
+
+    report = Reporter()
+    for epoch in range(1, epochs + 1):
+        time.sleep(0.1 + batch_size / 1000)
+        report(epoch=epoch, validation_error=1.0 / (epoch + learning_rate))
+
+
+SPACE = {"learning_rate": loguniform(0.01, 1.0), "batch_size": randint(32, 256), "epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def syne_tune_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("syne")
+    points = d2l_hpo.sample_configs(SPACE, 6, seed=0)
+    before = os.environ.get("SYNETUNE_FOLDER")
+    os.environ["SYNETUNE_FOLDER"] = str(folder)  # where Syne Tune writes, not ~/syne-tune
+    try:
+        tuner = Tuner(trial_backend=PythonBackend(tune_function=sleepy, config_space=SPACE),
+                      scheduler=RandomSearch(SPACE, metrics=["validation_error"],
+                                             do_minimize=True, points_to_evaluate=points),
+                      stop_criterion=StoppingCriterion(max_num_trials_completed=2),
+                      n_workers=2, sleep_time=0.2, print_update_interval=3600,
+                      output_logger=TunerLogger(use_colors=False, use_emojis=False))
+        tuner.run()
+    finally:
+        if before is None:
+            del os.environ["SYNETUNE_FOLDER"]
+        else:
+            os.environ["SYNETUNE_FOLDER"] = before
+    assert tuner.tuner_path.parent == folder
+    return tuner.tuner_path, points
+
+
+def test_a_syne_tune_folder_loads_into_the_same_tables(syne_tune_run):
+    path, points = syne_tune_run
+    exp = d2l_hpo.load_experiment(path)
+    raw = syne_tune_load(path.name, local_path=str(path.parent)).results
+    assert exp.n_workers == 2 and exp.scheduling == "async"  # from the pickled tuner
+    assert exp.metric == "validation_error" and exp.mode == "min"
+    assert exp.config_columns == ["learning_rate", "batch_size"]
+    # every report, at the time the trial made it
+    assert len(exp.results) == len(raw)
+    assert sorted(exp.results["validation_error"]) == sorted(raw["validation_error"])
+    # every trial that started, with its configuration, in order
+    started = exp.trials.sort_values("trial_id")
+    assert set(raw["trial_id"]) <= set(started["trial_id"])
+    for row, point in zip(started.itertuples(), points):
+        assert row.batch_size == point["batch_size"]
+        assert row.learning_rate == pytest.approx(point["learning_rate"], rel=1e-12)
+    assert (started["status"] == "completed").sum() >= 3
+    assert set(started["status"]) <= {"completed", "stopped"}
+    # a completed trial ends at its last report, after its start
+    done = started[started["status"] == "completed"].set_index("trial_id")
+    last = exp.results.groupby("trial_id")["time"].max()
+    assert (done["end"] == last.loc[done.index]).all() and (done["end"] > done["start"]).all()
+    assert set(exp.trials["worker"]) <= {0, 1}
+    assert exp.best_value == pytest.approx(raw["validation_error"].min())
+
+
+def test_plots_and_gaps_work_for_a_syne_tune_folder(syne_tune_run):
+    exp = d2l_hpo.load_experiment(syne_tune_run[0])
+    ax = d2l_hpo.plot_worker_timeline(exp)
+    assert len(ax.patches) == len(exp.trials)
+    gaps = d2l_hpo.launch_gaps(exp)
+    assert len(gaps) == len(exp.trials) - 2 and (gaps > 0).all()  # 2 lanes
+    plt.close("all")
+
+
+def test_without_the_pickled_tuner_workers_are_counted_from_the_times(syne_tune_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / syne_tune_run[0].name
+    shutil.copytree(syne_tune_run[0], copy)
+    (copy / "tuner.dill").unlink()
+    exp = d2l_hpo.load_experiment(copy)
+    assert exp.n_workers == 2  # at most two trials overlapped
+    assert set(exp.trials["status"]) <= {"completed", "stopped"}
+    assert isinstance(exp.trials, pd.DataFrame) and len(exp.trials) >= 3
+
+
+def test_a_folder_that_is_neither_says_what_it_looked_for(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="Syne Tune experiment"):
+        d2l_hpo.load_experiment(tmp_path / "empty")
