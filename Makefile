@@ -3,6 +3,8 @@
 #   make test   every test, notebooks included (and the quick benchmark suite once)
 #   make bench  the benchmark suite B1-B4, tables printed and in benchmarks/results/;
 #               make bench QUICK=1 for the small version (under 3 minutes)
+#   make notebooks  re-run every lesson in full and save its outputs in place (what is
+#               committed); NB=notebooks/02_sync_vs_async.ipynb for one
 # A second run skips the installation when pyproject.toml has not changed.
 
 PYTHON ?= python3
@@ -12,7 +14,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := d2l-hpo
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: run test bench setup data clean
+.PHONY: run test bench notebooks setup data clean
 
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
@@ -22,6 +24,15 @@ test: $(STAMP) data
 
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
+
+NB ?= $(NOTEBOOKS)
+notebooks: $(STAMP) data
+	@for nb in $(NB); do \
+	  echo "running $$nb (full budget)"; \
+	  D2L_HPO_BUDGET=full $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=$(KERNEL) --ExecutePreprocessor.timeout=-1 \
+	    --ExecutePreprocessor.record_timing=False $$nb || exit 1; \
+	done
 
 setup: $(STAMP)
 

@@ -27,13 +27,14 @@ def strict() -> bool:
     return os.environ.get(ENV_VAR, "").strip().lower() == "strict"
 
 
-def claim(statement: str, holds, evidence: str) -> bool:
+def claim(statement: str, holds, evidence: str) -> None:
     """Print ``✓ statement — evidence`` if ``holds``, else ``✗ statement — evidence``.
+
+    Returns nothing, so that a claim at the end of a notebook cell shows only its line.
 
     :param statement: the result, in the words the lesson uses for it
     :param holds: whether this run bears it out (a bool, or a numpy bool)
     :param evidence: the measured numbers it rests on
-    :return: ``holds`` as a bool
     :raises ClaimFailed: when it does not hold and ``strict()`` (under nbval)
     """
     if not isinstance(statement, str) or not statement.strip():
@@ -49,4 +50,3 @@ def claim(statement: str, holds, evidence: str) -> bool:
     print(line, flush=True)
     if not holds and strict():
         raise ClaimFailed(f"this run does not bear out the lesson's claim: {line}")
-    return holds

@@ -2,7 +2,7 @@
 
 - In a terminal: a tqdm bar, redrawn in place.
 - In a notebook: one line of HTML (with a plain-text twin) that is updated in place
-  and ends in its final state, so a saved notebook shows ``8/8 trials done`` in any
+  and ends in its final state, so a saved notebook shows ``8/8 trials completed`` in any
   static rendering (GitHub, nbviewer), not the ``0/8`` a widget leaves behind.
 - Anywhere else (a log file, ``| tee``, CI): one line each time something changes.
 
@@ -21,19 +21,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProgressState:
-    """What the progress line says: trials done (finished in any way), running, failed
-    (raised, diverged or timed out; not those stopped by the budget), and the best
-    metric so far."""
+    """What the progress line says: trials completed, failed (raised, diverged or timed
+    out), stopped (by the budget, or interrupted) and running, and the best metric so far."""
 
-    done: int
-    running: int
+    completed: int
     failed: int
+    stopped: int
+    running: int
     best: float
+
+    @property
+    def ended(self) -> int:
+        return self.completed + self.failed + self.stopped
 
     def describe(self, metric: str) -> str:
         best = "-" if math.isnan(self.best) else f"{self.best:.4g}"
-        return (f"running={self.running}, failed={self.failed}, "
-                f"best {metric}={best}")
+        stopped = f", {self.stopped} stopped" if self.stopped else ""
+        return (f"{self.failed} failed{stopped}, {self.running} running; "
+                f"best {metric} {best}")
 
 
 class Progress:
@@ -55,9 +60,9 @@ class Progress:
 
     def text(self, state: ProgressState) -> str:
         total = f"/{self.total}" if self.total else ""
-        budget = (f", {self.elapsed():.0f}/{self.budget_seconds:.0f} s of the budget"
+        budget = (f"; {self.elapsed():.0f}/{self.budget_seconds:.0f} s of the budget"
                   if self.budget_seconds else "")
-        return (f"{self.name}: {state.done}{total} trials done, "
+        return (f"{self.name}: {state.completed}{total} trials completed, "
                 f"{state.describe(self.metric)}{budget}")
 
     def update(self, state: ProgressState, force: bool = False) -> None:
@@ -101,7 +106,7 @@ class TerminalProgress(Progress):
                         file=self.stream)
 
     def draw(self, state, final):
-        self.bar.n = state.done
+        self.bar.n = state.ended
         postfix = {"running": state.running, "failed": state.failed,
                    f"best {self.metric}": "-" if math.isnan(state.best) else f"{state.best:.4g}"}
         if self.budget_seconds:
@@ -126,15 +131,15 @@ class NotebookProgress(Progress):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         from IPython.display import display
-        self.handle = display(self._bundle(ProgressState(0, 0, 0, math.nan), final=False),
+        self.handle = display(self._bundle(ProgressState(0, 0, 0, 0, math.nan), final=False),
                               raw=True, display_id=True)
 
     def _bundle(self, state, final):
         text = self.text(state)
         if final:
             text += f" (finished after {self.elapsed():.0f} s)"
-        bar = (f'<progress value="{state.done}" max="{self.total}" style="width: 12em"></progress> '
-               if self.total else "")
+        bar = (f'<progress value="{state.ended}" max="{self.total}" style="width: 12em">'
+               '</progress> ' if self.total else "")
         return {"text/plain": text, "text/html": f"<div>{bar}<code>{html.escape(text)}</code></div>"}
 
     def draw(self, state, final):

@@ -399,11 +399,11 @@ class ExperimentRecorder(TunerCallback):
 
     def _update_bar(self):
         statuses = [row["status"] for row in self.trials.values()]
-        running = statuses.count("running")
+        failed = sum(statuses.count(s) for s in ("failed", "diverged", "timeout"))
         self.bar.update(ProgressState(
-            done=len(statuses) - running, running=running,
-            failed=sum(statuses.count(s) for s in ("failed", "diverged", "timeout")),
-            best=self.best))
+            completed=statuses.count("completed"), failed=failed,
+            stopped=statuses.count("stopped") + statuses.count("interrupted"),
+            running=statuses.count("running"), best=self.best))
 
     def save(self, force: bool = False):
         now = time.time()

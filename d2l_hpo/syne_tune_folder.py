@@ -9,11 +9,11 @@ when it saw the trial's process end, ``std.out``, ``std.err``). What Syne Tune d
 record is reconstructed, and the reconstruction is stated here:
 
 - a trial starts when its ``config.json`` was written (the backend's launch);
-- a trial that completed ends at its last report: its work is done then, and the
-  ``end`` stamp Syne Tune writes comes only when the tuner next looks (up to its
-  ``sleep_time`` later), which would hide the worker's wait inside the bar; a trial
-  without reports ends at that stamp; one still running when the tuner stopped ends
-  when the tuner saved its results;
+- a trial ends at its ``end`` stamp: its worker is busy until the trial's process
+  has exited, and the backend stamps the end when the tuner next looks (so up to the
+  tuner's ``sleep_time`` late: with a long ``sleep_time`` the waiting shows as the part
+  of a bar after the trial's last report, not as a gap); a trial still running when the
+  tuner stopped ends when the tuner saved its results;
 - worker lanes are assigned from these times (``assign_lanes``);
 - without a loadable ``tuner.dill``, the number of workers is the most trials that
   ran at once, statuses are ``completed`` (``end`` stamp) or ``stopped``.
@@ -95,11 +95,7 @@ def read_syne_tune_folder(path: Path):
         config = json.loads((folder / "config.json").read_text())
         ended = folder / "end"
         status = _STATUS.get(seen.get(trial_id), "completed" if ended.is_file() else "stopped")
-        reported = rows.loc[rows["trial_id"] == trial_id, "time"]
-        if status == "completed" and len(reported):
-            end = t0 + float(reported.max())
-        else:
-            end = float(ended.read_text()) if ended.is_file() else finished_at
+        end = float(ended.read_text()) if ended.is_file() and status != "stopped" else finished_at
         error = ""
         if status == "failed" and (folder / "std.err").is_file():
             lines = [ln.rstrip() for ln in (folder / "std.err").read_text(errors="replace")

@@ -52,7 +52,16 @@ def test_kernel_is_the_one_the_setup_installs(path):
     assert Path(spec.argv[0]).resolve().parent == Path(sys.executable).resolve().parent
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def output_lines(nb):
+    for _, output in outputs(nb):
+        text = output.get("text") or output.get("data", {}).get("text/plain") or ""
+        yield from "".join(text).splitlines()
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_each_lesson_reads_the_budget_and_ends_with_summary_and_exercises(path):
     nb = json.loads(path.read_text())
     source = ["".join(c["source"]) for c in nb["cells"]]
@@ -60,5 +69,43 @@ def test_each_lesson_reads_the_budget_and_ends_with_summary_and_exercises(path):
     assert any("D2L_HPO_BUDGET" in s for s in source if s)  # says how to switch
     assert any("## Summary" in s for s in source)
     assert any("## Exercises" in s for s in source)
-    checked = [s for s in source if s.startswith("# NBVAL_CHECK_OUTPUT")]
-    assert checked, "mark the deterministic cells so that nbval compares them"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_each_lesson_checks_its_results_and_every_check_held(path):
+    nb = json.loads(path.read_text())
+    lines = list(output_lines(nb))
+    held = [line for line in lines if line.startswith("✓ ")]
+    failed = [line for line in lines if line.startswith("✗ ")]
+    assert len(held) >= 2, f"{path.name}: at least two checked claims expected, found {held}"
+    assert not failed, f"{path.name}: claims that did not hold in the committed run: {failed}"
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(" — " in line for line in held)  # each names its evidence
+    assert any("d2l_hpo.claim(" in s for s in sources)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_test_plumbing_stays_out_of_sight(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        assert "NBVAL_" not in source, f"{path.name}: use a cell tag (nbval-check-output ...)"
+        assert not re.search(r"^\s*assert\b", source, re.M), f"{path.name}: make it a claim"
+    tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+    assert set(tags) <= {"nbval-check-output", "nbval-ignore-output", "nbval-skip"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_progress_lines_show_where_each_search_ended(path):
+    nb = json.loads(path.read_text())
+    for _, output in outputs(nb):
+        data = output.get("data", {})
+        assert "application/vnd.jupyter.widget-view+json" not in data, \
+            f"{path.name}: a widget's saved text reads 0%; the progress line must be static"
+        if "<progress" in "".join(data.get("text/html", "")):
+            text = "".join(data["text/plain"])
+            assert "(finished after" in text, f"{path.name}: progress saved mid-run: {text}"
+            counts = re.search(r": (\d+)(?:/(\d+))? trials completed", text)
+            assert counts, text
+            completed, total = counts.groups()
+            assert total is None or completed == total or "budget" in text, text

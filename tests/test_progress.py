@@ -16,17 +16,17 @@ from d2l_hpo.progress import LogProgress, ProgressState, in_notebook, progress_d
 def test_a_log_gets_one_line_per_change_and_a_last_line_at_the_end():
     stream = io.StringIO()
     progress = LogProgress("demo", 3, "loss", stream=stream, clock=lambda: 12.0)
-    states = [ProgressState(0, 2, 0, math.nan)] * 50 + [ProgressState(1, 2, 0, 0.5)] * 50 + [
-        ProgressState(3, 0, 1, 0.25)]
+    states = [ProgressState(0, 0, 0, 2, math.nan)] * 50 + [
+        ProgressState(1, 0, 0, 2, 0.5)] * 50 + [ProgressState(2, 1, 0, 0, 0.25)]
     for state in states:
         progress.update(state)
     progress.close()
     lines = stream.getvalue().splitlines()
     assert lines == [
-        "demo: 0/3 trials done, running=2, failed=0, best loss=-",
-        "demo: 1/3 trials done, running=2, failed=0, best loss=0.5",
-        "demo: 3/3 trials done, running=0, failed=1, best loss=0.25",
-        "demo: 3/3 trials done, running=0, failed=1, best loss=0.25 (finished after 12 s)",
+        "demo: 0/3 trials completed, 0 failed, 2 running; best loss -",
+        "demo: 1/3 trials completed, 0 failed, 2 running; best loss 0.5",
+        "demo: 2/3 trials completed, 1 failed, 0 running; best loss 0.25",
+        "demo: 2/3 trials completed, 1 failed, 0 running; best loss 0.25 (finished after 12 s)",
     ]
 
 
@@ -44,9 +44,9 @@ def test_the_cli_writes_a_line_per_change_into_a_log(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("logged: ")]
-    assert lines[-1].startswith("logged: 3/3 trials done") and "(finished after" in lines[-1]
+    assert lines[-1].startswith("logged: 3/3 trials completed") and "(finished after" in lines[-1]
     assert "s of the budget" in lines[0]  # the CLI's default wall-clock budget
-    body = [re.sub(r", \d+/\d+ s of the budget", "", line) for line in lines[:-1]]
+    body = [re.sub(r"; \d+/\d+ s of the budget", "", line) for line in lines[:-1]]
     assert all(a != b for a, b in zip(body, body[1:])), "a line without a change: " + str(body)
     assert len(body) <= 3 * 3 + 1  # at most a start, a new best and an end per trial
 
@@ -64,5 +64,5 @@ def test_a_saved_notebook_shows_the_final_state_of_its_search(tmp_path):
     shown = [o for o in nb.cells[0].outputs if o.get("output_type") == "display_data"]
     assert len(shown) == 1, json.dumps(nb.cells[0].outputs)[:2000]
     text, html = shown[0]["data"]["text/plain"], shown[0]["data"]["text/html"]
-    assert text.startswith("shown: 3/3 trials done, running=0, failed=0") and "finished" in text
+    assert text.startswith("shown: 3/3 trials completed, 0 failed, 0 running") and "finished" in text
     assert '<progress value="3" max="3"' in html

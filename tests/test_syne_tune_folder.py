@@ -70,10 +70,14 @@ def test_a_syne_tune_folder_loads_into_the_same_tables(syne_tune_run):
         assert row.learning_rate == pytest.approx(point["learning_rate"], rel=1e-12)
     assert (started["status"] == "completed").sum() >= 3
     assert set(started["status"]) <= {"completed", "stopped"}
-    # a completed trial ends at its last report, after its start
+    # a completed trial ends when the backend saw its process end: after its last report
     done = started[started["status"] == "completed"].set_index("trial_id")
     last = exp.results.groupby("trial_id")["time"].max()
-    assert (done["end"] == last.loc[done.index]).all() and (done["end"] > done["start"]).all()
+    assert (done["end"] >= last.loc[done.index]).all() and (done["end"] > done["start"]).all()
+    # the lanes follow the order in which the tuner saw trials end: a worker's next trial
+    # starts after the end of the one before it on the same lane
+    for _, lane in started.sort_values("start").groupby("worker"):
+        assert (lane["start"].to_numpy()[1:] >= lane["end"].to_numpy()[:-1] - 1e-6).all()
     assert set(exp.trials["worker"]) <= {0, 1}
     assert exp.best_value == pytest.approx(raw["validation_error"].min())
 
@@ -83,7 +87,7 @@ def test_plots_and_gaps_work_for_a_syne_tune_folder(syne_tune_run):
     ax = d2l_hpo.plot_worker_timeline(exp)
     assert len(ax.patches) == len(exp.trials)
     gaps = d2l_hpo.launch_gaps(exp)
-    assert len(gaps) == len(exp.trials) - 2 and (gaps > 0).all()  # 2 lanes
+    assert len(gaps) == len(exp.trials) - 2 and (gaps >= -1e-6).all()  # 2 lanes
     plt.close("all")
 
 
