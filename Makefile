@@ -5,6 +5,8 @@
 #               make bench QUICK=1 for the small version (under 3 minutes)
 #   make notebooks  re-run every lesson in full and save its outputs in place (what is
 #               committed); NB=notebooks/02_sync_vs_async.ipynb for one
+#   make notebooks-zh  write the Chinese editions (notebooks/zh-hans/, notebooks/zh-hant/)
+#               from the English notebooks and translations/zh-hans/*.md
 # A second run skips the installation when pyproject.toml has not changed.
 
 PYTHON ?= python3
@@ -14,7 +16,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := d2l-hpo
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: run test bench notebooks setup data clean
+.PHONY: run test bench notebooks notebooks-zh setup data clean
 
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
@@ -33,6 +35,11 @@ notebooks: $(STAMP) data
 	    --ExecutePreprocessor.kernel_name=$(KERNEL) --ExecutePreprocessor.timeout=-1 \
 	    --ExecutePreprocessor.record_timing=False $$nb || exit 1; \
 	done
+	@# the Chinese editions carry the English outputs: write them again
+	$(PY) translations/build.py
+
+notebooks-zh: $(STAMP)
+	$(PY) translations/build.py
 
 setup: $(STAMP)
 
