@@ -28,8 +28,11 @@ from syne_tune.results_callback import StoreResultsCallback  # noqa: E402
 
 from d2l_hpo import load_experiment, run_random_search  # noqa: E402
 from d2l_hpo.backends import SubprocessBackend  # noqa: E402
-from d2l_hpo.results import assign_lanes  # noqa: E402
-from d2l_hpo.runner import ExperimentRecorder, seeded_random_search  # noqa: E402
+from d2l_hpo.analysis import assign_lanes  # noqa: E402
+from d2l_hpo.backends.base import RunnerBackend  # noqa: E402
+from d2l_hpo.recorder import ExperimentRecorder  # noqa: E402
+from d2l_hpo.searcher import seeded_random_search  # noqa: E402
+from d2l_hpo.settings import RunSettings, RunState  # noqa: E402
 
 
 def torch_objective(x: float, seconds: float = 1.0):
@@ -50,10 +53,10 @@ def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder,
     name = f"st-defaults-{scheduling}-{time.time_ns()}"
     path = Path(folder) / name
     path.mkdir(parents=True)
-    settings = {"name": name, "n_workers": n_workers, "scheduling": scheduling,
-                "metric": "validation_error", "mode": "min",
-                "config_columns": [k for k in space if hasattr(space[k], "sample")]}
-    recorder = ExperimentRecorder(path, settings, False, n_trials, None)
+    settings = RunSettings(name=name, n_workers=n_workers, scheduling=scheduling,
+                           max_num_trials=n_trials, **RunSettings.space_fields(space))
+    # a backend that tells nothing beyond Syne Tune's seam, as PythonBackend
+    recorder = ExperimentRecorder(path, settings, RunState(), RunnerBackend(), progress=False)
     run_syne_tune_defaults(objective, space,
                            seeded_random_search(space, "validation_error", "min", seed, None,
                                                 n_trials),

@@ -62,7 +62,7 @@ def syne_tune_defaults(durations, scheduling, folder):
     return time.perf_counter() - start
 
 
-def ours(durations, scheduling, folder, backend=None):
+def with_run_random_search(durations, scheduling, folder, backend=None):
     start = time.perf_counter()
     exp = run_random_search(sleep_trial, SPACE, n_workers=N_WORKERS,
                             max_num_trials=len(durations), scheduling=scheduling,
@@ -72,9 +72,9 @@ def ours(durations, scheduling, folder, backend=None):
     return elapsed
 
 
-def ours_on_ray(durations, scheduling, folder):
+def with_run_random_search_on_ray(durations, scheduling, folder):
     from d2l_hpo.backends import RayBackend
-    return ours(durations, scheduling, folder, backend=RayBackend())
+    return with_run_random_search(durations, scheduling, folder, backend=RayBackend())
 
 
 def ray_tune(durations, scheduling, folder):
@@ -149,8 +149,8 @@ def optuna_processes(durations, scheduling, folder):
 
 SYSTEMS = [
     ("Syne Tune defaults (PythonBackend, sleep_time=5)", syne_tune_defaults, ("async", "sync")),
-    ("run_random_search (default)", ours, ("async", "sync")),
-    ("run_random_search + RayBackend", ours_on_ray, ("async", "sync")),
+    ("run_random_search (default)", with_run_random_search, ("async", "sync")),
+    ("run_random_search + RayBackend", with_run_random_search_on_ray, ("async", "sync")),
     ("Ray Tune 2.60 Tuner.fit", ray_tune, ("async",)),
     ("Optuna, n_jobs=4 threads", optuna_threads, ("async",)),
     ("Optuna, 4 processes + JournalStorage", optuna_processes, ("async",)),

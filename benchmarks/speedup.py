@@ -50,7 +50,7 @@ def lenet_workload(fraction, epochs):
     return space
 
 
-def finish(objective, space, k, n, seed, folder, threads=None):
+def time_to_finish(objective, space, k, n, seed, folder, threads=None):
     """Run n trials on k workers; the experiment (all trials must complete)."""
     backend = None
     if threads is not None:
@@ -69,7 +69,7 @@ def speedups(label, objective, space, workers, n, seeds, folder, threads=None,
     for seed in seeds:
         runs = {}
         for k in workers:
-            runs[k] = finish(objective, space, k, n, seed, folder,
+            runs[k] = time_to_finish(objective, space, k, n, seed, folder,
                              threads=None if threads is None else threads)
             print(f"{label} seed {seed} K={k}: {runs[k].wallclock:.1f} s", file=sys.stderr)
         work = (durations(space, n, seed) if durations is not None

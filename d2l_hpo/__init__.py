@@ -7,6 +7,9 @@
     d2l_hpo.plot_worker_timeline(exp)
 """
 
+from d2l_hpo.analysis import (
+    compare, epoch_seconds, ideal_makespan, ideal_starts, launch_gaps, time_to_reach,
+)
 from d2l_hpo.budget import budget, by_budget
 from d2l_hpo.claims import claim
 from d2l_hpo.data import FashionMNISTInMemory, find_fashion_mnist, stage_fashion_mnist
@@ -14,10 +17,7 @@ from d2l_hpo.objectives import lenet_objective, synthetic_objective
 from d2l_hpo.plots import (
     plot_best_so_far, plot_speedup, plot_sync_vs_async, plot_trials_over_time, plot_worker_timeline,
 )
-from d2l_hpo.results import (
-    Experiment, compare, epoch_seconds, ideal_makespan, ideal_starts, launch_gaps,
-    load_experiment, time_to_reach,
-)
+from d2l_hpo.results import Experiment, load_experiment
 from d2l_hpo.runner import run_random_search, sample_configs
 from d2l_hpo.spaces import (
     LENET_INITIAL_CONFIG, ConfigSpaceError, lenet_space, synthetic_space,

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-from pathlib import Path
 
 # The embedded default: a few minutes on a 2-core laptop without a GPU.
 DEFAULTS = {"workers": 2, "trials": 8, "max_wallclock_time": 600.0, "epochs": 3,
@@ -88,52 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_report(exp) -> list[Path]:
-    """Draw the figures of ``exp`` into its folder and write ``summary.md``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from d2l_hpo import plots
-
-    figures = []
-    for filename, draw in [("trials_over_time.png", plots.plot_trials_over_time),
-                           ("best_so_far.png", plots.plot_best_so_far),
-                           ("worker_timeline.png", plots.plot_worker_timeline)]:
-        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-        draw(exp, ax=ax)
-        fig.savefig(exp.path / filename, dpi=110, bbox_inches="tight")  # legends sit outside
-        plt.close(fig)
-        figures.append(exp.path / filename)
-    summary = exp.summary()
-    lines = [f"# {exp.name}", "",
-             f"- scheduling: {exp.scheduling}, {exp.n_workers} workers",
-             f"- trials: {summary['trials']} (" + ", ".join(
-                 f"{summary[s]} {s}" for s in ("completed", "failed", "diverged", "timeout",
-                                                "stopped", "interrupted")
-                 if summary[s] or s == "completed") + ")",
-             f"- wall-clock: {exp.wallclock:.1f} s; workers busy {exp.utilization:.1%} of it",
-             f"- best {exp.metric}: {exp.best_value:.4f}",
-             f"- best configuration: {json.dumps(exp.best_config)}", "",
-             "| trial | status | worker | duration (s) | "
-             + " | ".join(exp.config_columns) + f" | best {exp.metric} |",
-             "|" + "---|" * (5 + len(exp.config_columns))]
-    for row in exp.trials.itertuples(index=False):
-        row = row._asdict()
-        config = " | ".join(_fmt(row[c]) for c in exp.config_columns)
-        lines.append(f"| {row['trial_id']} | {row['status']} | {row['worker']} | "
-                     f"{row['duration']:.1f} | {config} | {_fmt(row[f'best_{exp.metric}'])} |")
-    for trial_id, error in summary["errors"].items():
-        lines += ["", f"Trial {trial_id} failed; the end of its stderr:", "", "```",
-                  error or "(empty)", "```"]
-    (exp.path / "summary.md").write_text("\n".join(lines) + "\n")
-    return figures + [exp.path / "summary.md"]
-
-
 def _run_settings(args) -> dict:
     """Keyword arguments of run_random_search, from the flags or from a run to resume."""
     import d2l_hpo
-    from d2l_hpo.results import resolve_experiment_path
+    from d2l_hpo.settings import read_settings
+    from d2l_hpo.storage import resolve_experiment_path
 
     if args.resume is None:
         space = d2l_hpo.lenet_space(max_epochs=args.epochs)
@@ -145,21 +102,17 @@ def _run_settings(args) -> dict:
                     results_dir=args.results_dir, progress=not args.no_progress,
                     max_trial_time=args.max_trial_time, max_failures=args.max_failures)
     path = resolve_experiment_path(args.resume, args.results_dir)
-    old = json.loads((path / "experiment.json").read_text())
-    space = d2l_hpo.lenet_space(max_epochs=old["constants"]["max_epochs"])
-    space.update(old["constants"])
-    initial = old.get("initial_config")
-    return dict(config_space=space, n_workers=old["n_workers"],
-                max_num_trials=old["max_num_trials"],
-                max_wallclock_time=old["max_wallclock_time"], scheduling=old["scheduling"],
-                seed=old["seed"], name=old["name"], results_dir=path.parent,
-                initial_config={k: initial[k] for k in old["config_columns"]} if initial else None,
-                progress=not args.no_progress, max_trial_time=old.get("max_trial_time"),
-                max_failures=old.get("max_failures", 3), resume=True)
-
-
-def _fmt(value):
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    old, _ = read_settings(path)
+    space = d2l_hpo.lenet_space(max_epochs=old.constants["max_epochs"])
+    space.update(old.constants)
+    initial = old.initial_config
+    return dict(config_space=space, n_workers=old.n_workers,
+                max_num_trials=old.max_num_trials,
+                max_wallclock_time=old.max_wallclock_time, scheduling=old.scheduling,
+                seed=old.seed, name=old.name, results_dir=path.parent,
+                initial_config={k: initial[k] for k in old.config_columns} if initial else None,
+                progress=not args.no_progress, max_trial_time=old.max_trial_time,
+                max_failures=old.max_failures, resume=True)
 
 
 def main(argv=None) -> int:
@@ -188,6 +141,8 @@ def main(argv=None) -> int:
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    from d2l_hpo.report import write_report
+
     written = write_report(exp)
     print((exp.path / "summary.md").read_text())
     print(f"Results and figures in {exp.path}:")

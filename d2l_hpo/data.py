@@ -18,10 +18,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from d2l_hpo.storage import atomic_file
 
 ENV_VAR = "D2L_HPO_DATA"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -88,13 +89,11 @@ def _stage(files: dict[str, Path], root: Path) -> Path:
         dst = raw / stem
         if _header_ok(dst, *FILES[stem]):
             continue
-        # write to a temporary name first: an interrupted copy never looks complete
-        fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{stem}.")
-        with os.fdopen(fd, "wb") as out:
+        # through a temporary name: an interrupted copy never looks complete
+        with atomic_file(dst, "wb") as out:
             opener = gzip.open if src.suffix == ".gz" else open
             with opener(src, "rb") as f:
                 shutil.copyfileobj(f, out, length=1 << 20)
-        os.replace(tmp, dst)
         if not _header_ok(dst, *FILES[stem]):
             dst.unlink()
             raise FashionMNISTNotFoundError(

@@ -9,11 +9,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from d2l_hpo.results import Experiment, assign_lanes
+from d2l_hpo.analysis import assign_lanes
+from d2l_hpo.results import Experiment
+from d2l_hpo.status import (
+    COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, STOPPED, TIMEOUT,
+)
 
-STATUS_COLORS = {"completed": "tab:blue", "failed": "tab:red", "diverged": "tab:purple",
-                 "timeout": "tab:brown", "stopped": "tab:gray", "interrupted": "tab:olive",
-                 "running": "tab:orange"}
+STATUS_COLORS = {COMPLETED: "tab:blue", FAILED: "tab:red", DIVERGED: "tab:purple",
+                 TIMEOUT: "tab:brown", STOPPED: "tab:gray", INTERRUPTED: "tab:olive",
+                 RUNNING: "tab:orange"}
 
 
 def _axes(ax):
@@ -114,7 +118,7 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
                         xytext=(3, 0), textcoords="offset points", fontsize=7,
                         color=color, va="center")
         bad_times.extend(rows["time"][~ok])
-        if status.get(trial_id) == "failed" and ok.any():
+        if status.get(trial_id) == FAILED and ok.any():
             ax.plot(rows["time"][ok].iloc[-1], values[ok].iloc[-1], "s", color="tab:red",
                     markersize=6)
     if bad_times:

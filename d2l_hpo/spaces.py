@@ -9,7 +9,9 @@ import numbers
 from typing import Any, Callable
 
 from syne_tune import config_space as _st
-from syne_tune.config_space import Categorical, Domain, Float, Integer
+from syne_tune.config_space import (
+    Categorical, Domain, Float, Integer, is_log_space, is_reverse_log_space,
+)
 
 __all__ = [
     "ConfigSpaceError", "lenet_space", "synthetic_space", "LENET_INITIAL_CONFIG",
@@ -93,7 +95,7 @@ def _check_domain(name: str, domain: Domain) -> None:
         if isinstance(domain, Float) and lower >= upper or lower > upper:
             raise ConfigSpaceError(
                 f"'{name}': lower bound {lower} must be below upper bound {upper}")
-        if "Log" in type(domain.get_sampler()).__name__ and lower <= 0:
+        if (is_log_space(domain) or is_reverse_log_space(domain)) and lower <= 0:
             raise ConfigSpaceError(
                 f"'{name}': a log-scale range needs bounds > 0, got lower={lower}")
     elif isinstance(domain, Categorical):

@@ -28,10 +28,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from d2l_hpo.status import COMPLETED, FAILED, FROM_SYNE_TUNE, STOPPED
+
 METADATA_FILE = "metadata.json"
 RESULTS_FILES = ("results.csv.zip", "results.csv")
-_STATUS = {"Completed": "completed", "Failed": "failed", "Stopped": "stopped",
-           "Paused": "stopped", "InProgress": "stopped"}  # still running: the tuner stopped it
+# Syne Tune's last status of each trial; one still running when the tuner saved itself
+# was stopped right after
+_STATUS = {**FROM_SYNE_TUNE, "InProgress": STOPPED}
 
 
 def is_syne_tune_folder(path: Path) -> bool:
@@ -94,10 +97,10 @@ def read_syne_tune_folder(path: Path):
         trial_id = int(folder.name)
         config = json.loads((folder / "config.json").read_text())
         ended = folder / "end"
-        status = _STATUS.get(seen.get(trial_id), "completed" if ended.is_file() else "stopped")
-        end = float(ended.read_text()) if ended.is_file() and status != "stopped" else finished_at
+        status = _STATUS.get(seen.get(trial_id), COMPLETED if ended.is_file() else STOPPED)
+        end = float(ended.read_text()) if ended.is_file() and status != STOPPED else finished_at
         error = ""
-        if status == "failed" and (folder / "std.err").is_file():
+        if status == FAILED and (folder / "std.err").is_file():
             lines = [ln.rstrip() for ln in (folder / "std.err").read_text(errors="replace")
                      .splitlines() if ln.strip()]
             error = "\n".join(lines[-5:])

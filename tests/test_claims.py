@@ -12,6 +12,7 @@ import pytest
 
 from d2l_hpo.claims import ENV_VAR, ClaimFailed, claim
 
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +61,7 @@ NOTEBOOK = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("holds", [False, True])
 def test_under_nbval_a_claim_that_does_not_hold_fails_its_cell(holds):
     # a real nbval run with a real kernel, started the way make test starts it (from the

@@ -6,6 +6,8 @@ import pytest
 
 from d2l_hpo.__main__ import build_parser, main
 
+pytestmark = pytest.mark.slow
+
 
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "d2l_hpo", *args], cwd=cwd,

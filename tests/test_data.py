@@ -1,6 +1,5 @@
 """Finding, staging and loading Fashion-MNIST offline."""
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from d2l_hpo.data import (
     FILES, FashionMNISTInMemory, FashionMNISTNotFoundError, find_fashion_mnist, is_staged,
     stage_fashion_mnist,
 )
+
+pytestmark = pytest.mark.slow
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 

@@ -2,7 +2,6 @@
 succeeded survives, and no process is left behind."""
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import d2l_hpo
 from d2l_hpo import load_experiment, run_random_search
 from d2l_hpo.runner import MetricNotReportedError, TooManyFailuresError
 from d2l_hpo.spaces import choice, randint
+
+pytestmark = pytest.mark.slow
 
 
 def descendants():
@@ -313,7 +314,7 @@ def test_resume_refuses_what_does_not_match(results_dir):
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
-    from d2l_hpo import results
+    from d2l_hpo import storage
 
     target = tmp_path / "trials.csv"
     target.write_text("trial_id\n0\n")
@@ -321,8 +322,8 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("killed mid-write")
 
-    monkeypatch.setattr(results.os, "replace", crash)
+    monkeypatch.setattr(storage.os, "replace", crash)
     with pytest.raises(OSError):
-        results.write_atomically(target, "trial_id\n0\n1\n")
+        storage.write_atomically(target, "trial_id\n0\n1\n")
     assert target.read_text() == "trial_id\n0\n"
     assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]

@@ -1,6 +1,9 @@
 """The LeNet objective learns, through real Syne Tune workers and real Fashion-MNIST."""
-import d2l_hpo
+import pytest
+
 from d2l_hpo import lenet_objective, lenet_space, run_random_search
+
+pytestmark = pytest.mark.slow
 
 
 def test_lenet_trials_learn_well_beyond_chance(results_dir):

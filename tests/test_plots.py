@@ -8,12 +8,11 @@ from matplotlib.patches import Rectangle
 
 from d2l_hpo import plots
 
-from helpers import handmade_experiment
 
 
 @pytest.fixture
-def exp(tmp_path):
-    return handmade_experiment(tmp_path)
+def exp(handmade):
+    return handmade()
 
 
 def test_data_steps_give_plain_tables(exp):
@@ -36,8 +35,8 @@ def test_trials_over_time_draws_one_coloured_line_per_trial(exp):
     plt.close("all")
 
 
-def test_best_so_far_draws_one_curve_per_experiment_with_a_legend(exp, tmp_path):
-    other = handmade_experiment(tmp_path, scheduling="sync")
+def test_best_so_far_draws_one_curve_per_experiment_with_a_legend(exp, tmp_path, handmade):
+    other = handmade(scheduling="sync")
     fig, ax = plt.subplots()
     assert plots.plot_best_so_far([exp, other], ax=ax) is ax
     assert len(ax.lines) == 2
@@ -60,8 +59,8 @@ def test_worker_timeline_draws_a_bar_per_trial_in_its_lane(exp):
     plt.close("all")
 
 
-def test_sync_vs_async_puts_both_timelines_and_the_curves_side_by_side(exp, tmp_path):
-    sync = handmade_experiment(tmp_path, scheduling="sync", wallclock=12.0)
+def test_sync_vs_async_puts_both_timelines_and_the_curves_side_by_side(exp, tmp_path, handmade):
+    sync = handmade(scheduling="sync", wallclock=12.0)
     axes = plots.plot_sync_vs_async(sync, exp)
     assert len(axes) == 3 and all(isinstance(a, Axes) for a in axes)
     assert axes[0].get_title().startswith("sync") and axes[1].get_title().startswith("async")
@@ -70,7 +69,7 @@ def test_sync_vs_async_puts_both_timelines_and_the_curves_side_by_side(exp, tmp_
     plt.close("all")
 
 
-def test_worker_timeline_groups_lanes_by_node_when_trials_ran_on_several(tmp_path):
+def test_worker_timeline_groups_lanes_by_node_when_trials_ran_on_several(tmp_path, handmade):
     trials = pd.DataFrame({
         "trial_id": [0, 1, 2, 3, 4],
         "status": ["completed"] * 5,
@@ -80,7 +79,7 @@ def test_worker_timeline_groups_lanes_by_node_when_trials_ran_on_several(tmp_pat
         "learning_rate": [0.1] * 5, "batch_size": [64] * 5,
         "node": ["aaaa1111", "bbbb2222", "aaaa1111", "bbbb2222", "aaaa1111"],
     })
-    exp = handmade_experiment(tmp_path, trials=trials, n_workers=3)
+    exp = handmade(trials=trials, n_workers=3)
     bars = plots.worker_timeline(exp).set_index("trial_id")
     # node aaaa1111 ran trials 0 and 2 side by side, then 4: two slots, lanes 0-1;
     # node bbbb2222 ran 1 and 3 side by side: two slots, lanes 2-3
@@ -101,13 +100,13 @@ def test_worker_timeline_keeps_worker_lanes_for_one_machine(exp):
     assert bars["label"].str.startswith("worker ").all()
 
 
-def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path):
+def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path, handmade):
     rows = pd.DataFrame({"trial_id": list(range(12)), "time": [float(i) for i in range(12)],
                          "validation_error": [0.5] * 12})
     trials = pd.DataFrame({"trial_id": list(range(12)), "status": ["completed"] * 12,
                            "start": [0.0] * 12, "end": [12.0] * 12,
                            "learning_rate": [0.1] * 12, "batch_size": [64] * 12})
-    exp = handmade_experiment(tmp_path, rows=rows, trials=trials, n_workers=12, wallclock=12.0)
+    exp = handmade(rows=rows, trials=trials, n_workers=12, wallclock=12.0)
     ax = plots.plot_trials_over_time(exp)
     colours = [tuple(line.get_color()) for line in ax.lines if line.get_label().startswith("trial ")]
     assert all(a != b for a, b in zip(colours, colours[1:]))
@@ -115,7 +114,7 @@ def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path):
     plt.close("all")
 
 
-def test_timeline_legend_only_when_statuses_differ_and_outside_the_bars(exp, tmp_path):
+def test_timeline_legend_only_when_statuses_differ_and_outside_the_bars(exp, tmp_path, handmade):
     ax = plots.plot_worker_timeline(exp)  # completed and failed
     legend = ax.get_legend()
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == [
@@ -123,7 +122,7 @@ def test_timeline_legend_only_when_statuses_differ_and_outside_the_bars(exp, tmp
     assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # right of the axes
     plt.close("all")
     trials = exp.trials.assign(status="completed")
-    ax = plots.plot_worker_timeline(handmade_experiment(tmp_path, trials=trials))
+    ax = plots.plot_worker_timeline(handmade(trials=trials))
     assert ax.get_legend() is None
     plt.close("all")
 
@@ -134,8 +133,8 @@ def test_busy_percentages_never_round_to_full_or_empty(fraction, text):
     assert plots.busy_percent(fraction) == text
 
 
-def test_sync_vs_async_without_the_best_so_far_panel(exp, tmp_path):
-    sync = handmade_experiment(tmp_path, scheduling="sync", wallclock=12.0)
+def test_sync_vs_async_without_the_best_so_far_panel(exp, tmp_path, handmade):
+    sync = handmade(scheduling="sync", wallclock=12.0)
     axes = plots.plot_sync_vs_async(sync, exp, best_so_far=False)
     assert len(axes) == 2 and axes[0].get_xlim() == axes[1].get_xlim() == (0, 12.0)
     plt.close("all")

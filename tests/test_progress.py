@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from d2l_hpo.progress import LogProgress, ProgressState, in_notebook, progress_display
+
 
 
 def test_a_log_gets_one_line_per_change_and_a_last_line_at_the_end():
@@ -36,6 +38,7 @@ def test_outside_a_notebook_and_a_terminal_the_display_is_the_log_kind(monkeypat
     assert isinstance(progress_display("x", 2, "loss"), LogProgress)
 
 
+@pytest.mark.slow
 def test_the_cli_writes_a_line_per_change_into_a_log(tmp_path):
     # stderr is a pipe here, as with `make run | tee log` or in CI
     done = subprocess.run(
@@ -51,6 +54,7 @@ def test_the_cli_writes_a_line_per_change_into_a_log(tmp_path):
     assert len(body) <= 3 * 3 + 1  # at most a start, a new best and an end per trial
 
 
+@pytest.mark.slow
 def test_a_saved_notebook_shows_the_final_state_of_its_search(tmp_path):
     # a real kernel runs a search; what is saved must read as the end, not 0/N
     nb = nbformat.v4.new_notebook()

@@ -5,7 +5,6 @@ notes). The cluster is started once for this module and shut down at its end, an
 the last test checks that no Ray process is left behind.
 """
 
-import os
 import threading
 import time
 
@@ -17,11 +16,15 @@ ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra '
 from ray.cluster_utils import Cluster  # noqa: E402
 from syne_tune.backend.trial_status import Status  # noqa: E402
 from syne_tune.config_space import choice, uniform  # noqa: E402
+from syne_tune.report import retrieve  # noqa: E402
 
 from d2l_hpo import run_random_search  # noqa: E402
 from d2l_hpo.backends import RayBackend  # noqa: E402
+from d2l_hpo.backends._ray_cluster import COLLECTOR_PREFIX  # noqa: E402
 from d2l_hpo.backends.ray_backend import local_only  # noqa: E402
 from d2l_hpo.plots import worker_timeline  # noqa: E402
+
+pytestmark = pytest.mark.ray
 
 NODE_CPUS = {"head": 2, "a": 2, "b": 2}
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store", "ray::", "default_worker.py",
@@ -152,9 +155,9 @@ def _remove_when_busy(cluster, node, node_id, backend, seen: dict):
     """Remove ``node`` once a trial running there has reported (or after 30 s)."""
     deadline = time.time() + 30
     while time.time() < deadline:
-        trials = list(backend._trials.values())
-        if any(t.placement.get("node") == node_id and t.metrics
-               and t.status == Status.in_progress for t in trials):
+        if any(backend.trial_placement(t).node == node_id[:8]
+               and any("[tune-metric]" in line for line in backend.stdout(t))
+               for t, _ in backend.busy_trial_ids()):
             break
         time.sleep(0.05)
     seen["removed_at"] = time.time()
@@ -252,8 +255,8 @@ def test_backend_statuses_reports_stdout_and_stop(cluster, tmp_path):
     assert status[bad.trial_id][1] == Status.failed
     # the hung trial has reported once and is still running
     deadline = time.time() + 30
-    while not backend._trials[hung.trial_id].metrics and time.time() < deadline:
-        backend.fetch_status_results([hung.trial_id])
+    while not any("[tune-metric]" in line for line in backend.stdout(hung.trial_id)) \
+            and time.time() < deadline:
         time.sleep(0.05)
     assert backend.busy_trial_ids() == [(hung.trial_id, Status.in_progress)]
     backend.stop_trial(hung.trial_id)
@@ -265,8 +268,7 @@ def test_backend_statuses_reports_stdout_and_stop(cluster, tmp_path):
         assert time.time() < deadline, ray.available_resources()
         time.sleep(0.1)
     # every report of each trial, in order, through Syne Tune's own accounting
-    results = [r for t in backend._all_trial_results([done.trial_id, bad.trial_id])
-               for r in t.metrics]
+    results = [r for t in (done, bad) for r in retrieve(backend.stdout(t.trial_id))]
     assert [r["score"] for r in results] == [0.5, 1.0, 0.25]
     assert [r["st_worker_iter"] for r in results] == [0, 1, 0]
     assert any("loss exploded" in line for line in backend.stderr(bad.trial_id))
@@ -294,7 +296,9 @@ def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, 
     for backend, folder in ((first, "first"), (second, "second")):
         backend.bind_objective(flaky_objective, {"x": uniform(0, 1), "fail": "no"})
         backend.set_path(results_root=str(tmp_path / folder))
-    assert first._collector is second._collector  # one actor, started once
+    collectors = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["name"].startswith(COLLECTOR_PREFIX)]
+    assert len(collectors) == 1, collectors  # one actor for the driver, started once
     a = first.start_trial({"x": 0.5, "fail": "no"})
     b = second.start_trial({"x": 0.25, "fail": "no"})
     assert a.trial_id == b.trial_id == 0  # the same ids: only the token tells them apart
@@ -304,8 +308,8 @@ def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, 
         assert time.monotonic() - start < 30
     wait_for(second, [b.trial_id], {Status.completed})
     # each backend got its own trial's reports, none of the other's
-    assert [r["score"] for r in first._all_trial_results([0])[0].metrics] == [0.5, 1.0]
-    assert [r["score"] for r in second._all_trial_results([0])[0].metrics] == [0.25, 0.5]
+    assert [r["score"] for r in retrieve(first.stdout(0))] == [0.5, 1.0]
+    assert [r["score"] for r in retrieve(second.stdout(0))] == [0.25, 0.5]
 
 
 def test_every_ray_process_stays_on_127_0_0_1(cluster):

@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from d2l_hpo.results import assign_lanes, busy_fraction, load_experiment
+from d2l_hpo.analysis import assign_lanes, busy_fraction
+from d2l_hpo.results import load_experiment
 
-from helpers import handmade_experiment
 
 
 def test_lanes_are_reconstructed_from_start_and_end_times():
@@ -30,8 +30,8 @@ def test_utilisation_is_busy_time_over_workers_times_wallclock():
     assert math.isnan(busy_fraction([0], [1], 1, 0))
 
 
-def test_experiment_tables_and_best_values_skip_nan(tmp_path):
-    exp = handmade_experiment(tmp_path)
+def test_experiment_tables_and_best_values_skip_nan(tmp_path, handmade):
+    exp = handmade()
     assert exp.utilization == pytest.approx(15 / 20)
     assert exp.idle_worker_seconds == pytest.approx(5.0)
     assert list(exp.trials["worker"]) == [0, 1, 0, 0]
@@ -45,15 +45,15 @@ def test_experiment_tables_and_best_values_skip_nan(tmp_path):
     assert summary["failed"] == 1 and summary["completed"] == 3
 
 
-def test_mode_max_picks_the_largest(tmp_path):
-    exp = handmade_experiment(tmp_path, mode="max")
+def test_mode_max_picks_the_largest(tmp_path, handmade):
+    exp = handmade(mode="max")
     assert exp.best_value == pytest.approx(0.8)
     assert exp.best_config == {"learning_rate": 0.1, "batch_size": 64}
 
 
-def test_no_finite_value_means_no_best(tmp_path):
+def test_no_finite_value_means_no_best(tmp_path, handmade):
     rows = pd.DataFrame({"trial_id": [0], "time": [1.0], "validation_error": [float("inf")]})
-    exp = handmade_experiment(tmp_path, rows=rows)
+    exp = handmade(rows=rows)
     assert math.isnan(exp.best_value) and exp.best_config is None
 
 
@@ -63,7 +63,7 @@ def test_unknown_experiment_names_both_places_looked(tmp_path):
 
 
 def test_ideal_makespan_of_hand_made_durations():
-    from d2l_hpo.results import ideal_makespan
+    from d2l_hpo.analysis import ideal_makespan
 
     # async, 2 workers: lane A runs 4; lane B runs 1, 1, 2 back to back -> 4
     assert ideal_makespan([4, 1, 1, 2], 2) == 4.0
@@ -74,7 +74,7 @@ def test_ideal_makespan_of_hand_made_durations():
 
 
 def test_ideal_starts_of_hand_made_durations():
-    from d2l_hpo.results import ideal_starts
+    from d2l_hpo.analysis import ideal_starts
 
     # async, 2 workers: 4 on lane A at 0; 1, 1, 2 on lane B at 0, 1, 2
     assert ideal_starts([4, 1, 1, 2], 2) == [0.0, 0.0, 1.0, 2.0]

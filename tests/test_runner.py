@@ -8,8 +8,10 @@ import pytest
 
 import d2l_hpo
 from d2l_hpo import run_random_search, sample_configs, synthetic_objective, synthetic_space
-from d2l_hpo.runner import SeededRandomSearcher
+from d2l_hpo.searcher import SeededRandomSearcher
 from d2l_hpo.spaces import ConfigSpaceError, choice, loguniform, randint
+
+pytestmark = pytest.mark.slow
 
 # stragglers: batch sizes above 224 take three times as long
 STRAGGLERS = synthetic_space(max_epochs=2, epoch_seconds=0.15)

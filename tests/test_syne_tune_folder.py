@@ -14,6 +14,8 @@ from syne_tune.tuner_logger import TunerLogger
 import d2l_hpo
 from d2l_hpo.spaces import loguniform, randint
 
+pytestmark = pytest.mark.slow
+
 
 def sleepy(learning_rate, batch_size, epochs):
     import time

@@ -21,20 +21,14 @@ import select
 import signal
 import sys
 import traceback
+from pathlib import Path
 
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from d2l_hpo.backends._common import die_with_parent, fresh_state, set_thread_budget
+from d2l_hpo.storage import write_atomically
 
 
 def _preload(threads: str, modules: list[str]) -> None:
-    from d2l_hpo.backends._trial_main import THREAD_VARIABLES
-
-    for var in THREAD_VARIABLES:
-        os.environ[var] = threads
+    set_thread_budget(int(threads))
     for name in modules:
         try:
             __import__(name)
@@ -64,8 +58,6 @@ def _child(request: dict, wakeup_r: int, notify: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        from d2l_hpo.backends._trial_main import fresh_state
-
         fresh_state(int(sys.argv[1]))  # new seeds, the trial's thread budget
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.argv = list(request["argv"])
@@ -86,9 +78,7 @@ def _notify(fd: int) -> None:
 
 
 def main() -> None:
-    from d2l_hpo.backends._trial_main import _die_with_parent
-
-    _die_with_parent()
+    die_with_parent()
     notify = int(sys.argv[2])
     if notify >= 0:
         os.set_blocking(notify, False)
@@ -115,14 +105,13 @@ def main() -> None:
                 break
             folder = trial_dirs.pop(pid, None)
             if folder is not None:
-                _write_atomically(os.path.join(folder, "exit"),
-                                  str(os.waitstatus_to_exitcode(status)))
+                write_atomically(Path(folder) / "exit", str(os.waitstatus_to_exitcode(status)))
                 _notify(notify)
         if requests in ready:
             data = os.read(requests, 65536)
             if not data:  # the backend closed the pipe: done. Skip the interpreter's
-                # teardown of what _preload imported (about 0.1 s with pandas, which
-                # the tuner would wait for at the end of every experiment)
+                # teardown of what _preload imported, which the tuner would wait for
+                # at the end of every experiment (benchmarks/README.md, change 4)
                 sys.stdout.flush()
                 os._exit(0)
             pending += data

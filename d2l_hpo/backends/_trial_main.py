@@ -14,6 +14,11 @@ import time
 import traceback
 from pathlib import Path
 
+if __package__:  # imported by the fork server (warm trials): the package is loaded
+    from d2l_hpo.backends._common import call_objective, die_with_parent, set_thread_budget
+else:  # run as a script by a new interpreter: its folder is sys.path[0]; stay light
+    from _common import call_objective, die_with_parent, set_thread_budget
+
 
 def _arg(name: str) -> str:
     return sys.argv[sys.argv.index(f"--{name}") + 1]
@@ -22,8 +27,8 @@ def _arg(name: str) -> str:
 def main() -> None:
     """Run the trial, then end the process at once.
 
-    A normal interpreter exit with torch loaded took about 1.1 s here (measured:
-    0.06 s with ``os._exit``), and the worker would sit idle for it. So after the
+    A normal interpreter exit with torch loaded takes about a second, and the worker
+    would sit idle for it (``benchmarks/README.md`` has the numbers). So after the
     objective returns (or raises, traceback printed) we flush and ``os._exit``;
     objectives close their own files (``with`` blocks), as they should anyway.
     """
@@ -42,54 +47,15 @@ def main() -> None:
     os._exit(code)
 
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "D2L_HPO_THREADS")
-
-
-def fresh_state(threads: int) -> None:
-    """In a process that ran (or forked from) other code: what a newly started trial
-    interpreter would have: random seeds from entropy and the trial's thread budget
-    (environment variables, and torch's setting when torch is already imported)."""
-    import random
-
-    for var in THREAD_VARIABLES:
-        os.environ[var] = str(threads)
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        torch.seed()
-        torch.set_num_threads(threads)
-
-
-def _die_with_parent() -> None:
-    """Linux: be killed when the tuner dies, even by kill -9, so no trial outlives it."""
-    try:
-        import ctypes
-        import signal
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the tuner died before we got here
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass  # not Linux: the runner kills leftovers when the experiment resumes
-
-
 def _run_trial() -> None:
-    _die_with_parent()
+    die_with_parent()
     config_file = Path(_arg("st_config_json_filename"))
     trial_dir = config_file.parent
     try:
         config = json.loads(config_file.read_text())
         runtime = config.pop("_d2l_hpo", {})
         # a fair share of the cores, set before the objective imports torch/numpy
-        threads = str(runtime.get("threads", 1))
-        for var in THREAD_VARIABLES:
-            os.environ[var] = threads
-        if "torch" in sys.modules:  # a warm trial: torch read the variables already
-            sys.modules["torch"].set_num_threads(int(threads))
+        set_thread_budget(int(runtime.get("threads", 1)))
         root = Path(config.pop("tune_function_root"))
         expected_hash = config.pop("tune_function_hash")
         blob = (root / "tune_function.dill").read_bytes()
@@ -97,15 +63,12 @@ def _run_trial() -> None:
             raise RuntimeError("the stored objective changed after the experiment started")
         import dill
 
-        objective = dill.loads(blob)
-        accepted = objective.__code__.co_varnames[
-            : objective.__code__.co_argcount + objective.__code__.co_kwonlyargcount]
-        if not objective.__code__.co_flags & 0x08:  # no **kwargs: pass what it takes
-            config = {k: v for k, v in config.items() if k in accepted}
-        objective(**config)
+        call_objective(dill.loads(blob), config)
     finally:
         # the exact end of the trial; the backend reads it instead of guessing.
         # Written under another name first: the tuner may read it at any moment.
+        # (storage.write_atomically does this too, but a cold trial must not import
+        # the package: see the imports at the top)
         tmp = trial_dir / f".end.{os.getpid()}"
         tmp.write_text(str(time.time()))
         os.replace(tmp, trial_dir / "end")

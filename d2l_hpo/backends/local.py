@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import dis
 import json
 import os
 import select
@@ -21,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +28,9 @@ from syne_tune.backend.python_backend.python_backend import file_md5
 from syne_tune.backend.local_backend import LocalBackend
 from syne_tune.constants import ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG
 from syne_tune.util import dump_json_with_numpy
+
+from d2l_hpo.backends._common import detached_copy, imported_modules
+from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
 
@@ -43,47 +44,6 @@ def count_gpus() -> int:
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return len(listed.stdout.splitlines()) if listed.returncode == 0 else 0
-
-
-def check_self_contained(function: Callable) -> None:
-    """Raise ValueError when ``function`` cannot be shipped to a worker on its own."""
-    code = getattr(function, "__code__", None)
-    if code is None:
-        raise TypeError(f"objective must be a Python function, got {function!r}")
-    if code.co_freevars:
-        raise ValueError(
-            f"objective {function.__name__}() uses variables from an enclosing function "
-            f"({', '.join(code.co_freevars)}); define it at top level and "
-            "pass such values through the config space")
-
-
-def detached_copy(function: Callable) -> types.FunctionType:
-    """``function`` without its module globals (imports must be inside it), defaults kept."""
-    check_self_contained(function)
-    copy = types.FunctionType(function.__code__, {}, function.__name__, function.__defaults__)
-    copy.__kwdefaults__ = function.__kwdefaults__
-    return copy
-
-
-def imported_modules(function: Callable) -> list[str]:
-    """The modules ``function`` may import in its body, in order, nested functions
-    included: ``import torch`` gives ``torch``; ``from d2l import torch`` gives ``d2l``
-    and ``d2l.torch`` (which may turn out to be a name, not a module)."""
-    names, codes = [], [function.__code__]
-    while codes:
-        code = codes.pop()
-        module = None
-        for ins in dis.get_instructions(code):
-            if ins.opname == "IMPORT_NAME":
-                module = ins.argval
-                candidates = [module]
-            elif ins.opname == "IMPORT_FROM" and module:  # may be a submodule
-                candidates = [f"{module}.{ins.argval}"]
-            else:
-                continue
-            names.extend(c for c in candidates if c not in names)
-        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-    return names
 
 
 class _ForkedTrial:
@@ -124,7 +84,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class SubprocessBackend(PythonBackend):
+class SubprocessBackend(RunnerBackend, PythonBackend):
     """Run each trial of ``objective`` in a fresh local Python process.
 
     :param objective: the function to tune; imports inside its body
@@ -133,24 +93,32 @@ class SubprocessBackend(PythonBackend):
     :param rotate_gpus: give each trial its own GPU when there are several; default True
     :param warm_start: fork trials from a process that has imported what the objective
         imports; False starts a new interpreter per trial; default True
+    :param first_trial_id: the id of the first trial (a resumed experiment numbers on
+        after its last trial); default 0
     """
 
     def __init__(self, objective: Callable, config_space: dict[str, Any],
                  threads_per_trial: int = 1, rotate_gpus: bool = True,
-                 warm_start: bool = True):
+                 warm_start: bool = True, first_trial_id: int = 0):
         detached = detached_copy(objective)
         super().__init__(tune_function=detached, config_space=config_space,
                          rotate_gpus=rotate_gpus)
-        self.tune_function = detached
         self.entry_point = str(ENTRY_POINT)
         self.pass_args_as_json = True
         self.threads_per_trial = int(threads_per_trial)
-        self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
         self.warm_start = bool(warm_start)
-        self.preload = imported_modules(objective)
+        self.bind_objective(objective, config_space, first_trial_id)
         self._server: subprocess.Popen | None = None
         self._notify: int | None = None  # read end of the fork server's wake-up pipe
         self._launched: dict[int, float] = {}  # trial id -> when _schedule began
+
+    def bind_objective(self, objective: Callable, config_space: dict[str, Any],
+             first_trial_id: int = 0) -> None:
+        """Run ``objective`` from trial ``first_trial_id`` on."""
+        self.tune_function = detached_copy(objective)
+        self.config_space = config_space
+        self.preload = imported_modules(objective)
+        self.first_trial_id = int(first_trial_id)
 
     def __getstate__(self):
         return {**self.__dict__, "_server": None, "_notify": None}
@@ -229,9 +197,6 @@ class SubprocessBackend(PythonBackend):
         super().stop_all()
         self.stop_server()
 
-    def new_trial_id(self) -> int:
-        return self.first_trial_id + len(self.trial_ids)
-
     def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
         # PythonBackend warns when the folder exists; ours is created on purpose
         LocalBackend.set_path(self, results_root=results_root, tuner_name=tuner_name)
@@ -244,6 +209,18 @@ class SubprocessBackend(PythonBackend):
     def launch_time(self, trial_id: int) -> float | None:
         """When this backend began starting the trial (``time.time()``)."""
         return self._launched.get(trial_id)
+
+    def end_time(self, trial_id: int) -> float | None:
+        """When the trial's process ended, as the trial itself wrote it (``end``)."""
+        try:
+            return float((self.trial_path(trial_id) / "end").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def trial_placement(self, trial_id: int) -> Placement:
+        process = self.trial_subprocess.get(trial_id)
+        return Placement(node=LOCAL_NODE, pid=getattr(process, "pid", None),
+                         started=self._launched.get(trial_id))
 
     def _schedule(self, trial_id: int, config: dict[str, Any]):
         # what PythonBackend._schedule and LocalBackend._schedule do, with the
@@ -275,3 +252,21 @@ class SubprocessBackend(PythonBackend):
 
     def __str__(self):
         return f"SubprocessBackend({self.tune_function.__name__})"
+
+
+def kill_leftover_trials(pids) -> None:
+    """Kill the trial processes (and their children) of an earlier run that outlived it
+    (its tuner was killed with kill -9, say): those with these ids that are still a
+    trial or a fork server of ours."""
+    import psutil
+
+    for pid in pids:
+        try:
+            process = psutil.Process(int(pid))
+            command = " ".join(process.cmdline())
+            if ENTRY_POINT.stem in command or "d2l_hpo.backends._forkserver" in command:
+                for child in process.children(recursive=True):
+                    child.kill()
+                process.kill()
+        except (psutil.Error, ValueError):
+            pass

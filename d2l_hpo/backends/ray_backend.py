@@ -17,14 +17,9 @@ which frees its CPUs at once; Ray starts a new worker for the next task.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import os
-import sys
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,160 +28,19 @@ from typing import Any, Callable
 
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
-from syne_tune.constants import ST_METRIC_TAG
 from syne_tune.report import retrieve
 
-from d2l_hpo.backends._trial_main import fresh_state
-from d2l_hpo.backends.local import detached_copy, imported_modules
+from d2l_hpo.backends._common import detached_copy, imported_modules
+from d2l_hpo.backends.base import ATTEMPT, Placement, RunnerBackend
 
-try:
-    import ray
-except ImportError:  # the core install works without the ``ray`` extra
-    ray = None
+from d2l_hpo.backends import _ray_cluster as cluster
+from d2l_hpo.backends._ray_cluster import local_only, ray, require_ray
 
-INSTALL_HINT = "the Ray backend needs Ray: pip install 'd2l-hpo[ray]' (or pip install 'ray==2.60.*')"
-# Ray binds its local processes to 127.0.0.1 only when this is set (checked with ss)
-LOCAL_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+if ray is not None:  # the core install works without the ``ray`` extra
+    from d2l_hpo.backends import _ray_worker  # what runs on the nodes
 
+__all__ = ["RayBackend", "local_only"]
 
-def require_ray():
-    if ray is None:
-        raise ImportError(INSTALL_HINT)
-    return ray
-
-
-def local_only() -> None:
-    """Make the Ray processes started from here on bind and talk on 127.0.0.1 only.
-
-    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when it is imported: the Ray
-    processes we start inherit the variable, and this process, which imported Ray
-    already, gets the constant the variable would have set. Without this, Ray uses
-    the machine's network address even for an instance on one machine.
-    """
-    require_ray()
-    os.environ.update(LOCAL_ONLY)
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-# --- what runs on the Ray nodes ------------------------------------------------------
-
-class _Forward(io.TextIOBase):
-    """A text stream that sends whole lines of one trial to the collector actor."""
-
-    def __init__(self, collector, token: str, trial_id: int, attempt: int, stream: str):
-        super().__init__()
-        self.collector, self.key = collector, (token, trial_id, attempt, stream)
-        self.pending = ""
-
-    def writable(self):
-        return True
-
-    @property
-    def encoding(self):
-        return "utf-8"
-
-    def isatty(self):
-        return False
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        cut = self.pending.rfind("\n") + 1
-        if cut:  # whole lines go at once (a report is one line), the rest waits
-            sent = self.collector.text.remote(*self.key, self.pending[:cut])
-            if self.key[3] == "err" or ST_METRIC_TAG in self.pending[:cut]:
-                # reports and errors must survive a crash right after them: wait
-                # until the collector has them (about a millisecond)
-                ray.get(sent)
-            self.pending = self.pending[cut:]
-        return len(text)
-
-    def flush(self):
-        if self.pending:
-            self.collector.text.remote(*self.key, self.pending)
-            self.pending = ""
-
-
-def run_trial(token: str, trial_id: int, attempt: int, blob: bytes, config: dict,
-              collector, threads: int) -> bool:
-    """Body of the Ray task of one trial; True when the objective returned normally."""
-    import dill
-
-    context = ray.get_runtime_context()
-    ray.get(collector.start.remote(token, trial_id, attempt, {
-        "node": context.get_node_id(), "worker": context.get_worker_id(),
-        "pid": os.getpid(), "host": os.uname().nodename, "time": time.time()}))
-    saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd()
-    out = _Forward(collector, token, trial_id, attempt, "out")
-    err = _Forward(collector, token, trial_id, attempt, "err")
-    sys.stdout, sys.stderr = out, err
-    ok = False
-    try:
-        fresh_state(threads)
-        objective = dill.loads(blob)
-        code = objective.__code__
-        if not code.co_flags & 0x08:  # no **kwargs: pass only what it takes
-            accepted = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-            config = {k: v for k, v in config.items() if k in accepted}
-        objective(**config)
-        ok = True
-    except SystemExit as stop:  # sys.exit(0) in the objective is a normal end
-        ok = stop.code in (None, 0)
-        if not ok:
-            print(f"SystemExit: {stop.code}", file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        out.flush()
-        err.flush()
-        sys.stdout, sys.stderr = saved[0], saved[1]
-        os.environ.clear()
-        os.environ.update(saved[2])
-        os.chdir(saved[3])
-        # waiting for this call means every line sent before it has arrived too
-        # (Ray runs one caller's calls to an actor in order)
-        ray.get(collector.end.remote(token, trial_id, attempt, time.time(), ok))
-    return ok
-
-
-def _warm(seconds: float, modules: list[str]) -> int:
-    for name in modules:  # what the objective imports, once per worker process
-        try:
-            __import__(name)
-        except Exception:  # the trial will meet (and report) the same error itself
-            pass
-    time.sleep(seconds)  # long enough that each of these tasks gets its own worker
-    return os.getpid()
-
-
-# (cluster, job, resources per trial, slots, modules) already warmed up by this process
-_WARMED: set[tuple] = set()
-# (cluster, job) -> the collector actor of this driver; the reference keeps it alive
-_COLLECTORS: dict[tuple, Any] = {}
-
-
-class _Collector:
-    """Actor that keeps what trials sent until their backend next asks for it. One per
-    driver (kept in ``_COLLECTORS``), shared by its backends: each has its own ``token``."""
-
-    def __init__(self):
-        self.events: dict[str, list[tuple]] = {}
-
-    def start(self, token, trial_id, attempt, placement):
-        self.events.setdefault(token, []).append(("start", trial_id, attempt, placement))
-
-    def text(self, token, trial_id, attempt, stream, text):
-        self.events.setdefault(token, []).append(("text", trial_id, attempt, (stream, text)))
-
-    def end(self, token, trial_id, attempt, timestamp, ok):
-        self.events.setdefault(token, []).append(("end", trial_id, attempt, (timestamp, ok)))
-
-    def drain(self, token) -> list[tuple]:
-        return self.events.pop(token, [])
-
-
-# --- the backend, next to the tuner --------------------------------------------------
 
 @dataclass
 class _RayTrial:
@@ -203,7 +57,7 @@ class _RayTrial:
     note: str = ""  # what happened to an earlier attempt
 
 
-class RayBackend(TrialBackend):
+class RayBackend(RunnerBackend, TrialBackend):
     """Run each trial as a Ray task: on this machine, or on every node of a Ray cluster.
 
     ``run_random_search(objective, space, ..., backend=RayBackend())`` binds the
@@ -239,6 +93,7 @@ class RayBackend(TrialBackend):
             raise ValueError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
         super().__init__(pass_args_as_json=True)
         self.address, self.num_cpus = address, num_cpus
+        self.places_trials = True  # a trial's node is known once Ray has placed it
         self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
         self.retry_on_node_failure = bool(retry_on_node_failure)
         self.first_trial_id = 0  # a resumed experiment numbers on after its last trial
@@ -254,13 +109,16 @@ class RayBackend(TrialBackend):
         self._lock = threading.RLock()  # polling from another thread is safe
 
     # --- set-up ------------------------------------------------------------------
-    def bind_objective(self, objective: Callable, config_space: dict[str, Any]) -> None:
-        """Ship ``objective`` to the trials (called by ``run_random_search``)."""
+    def bind_objective(self, objective: Callable, config_space: dict[str, Any],
+                       first_trial_id: int = 0) -> None:
+        """Ship ``objective`` to the trials, numbered from ``first_trial_id`` on (called
+        by ``run_random_search``; a resumed experiment numbers on after its last trial)."""
         import dill
 
         self._blob = dill.dumps(detached_copy(objective))
         self.objective_name = objective.__name__
         self.preload = imported_modules(objective)
+        self.first_trial_id = int(first_trial_id)
         if self._collector is None:
             self.connect()  # warms up with the objective's imports
         else:
@@ -270,97 +128,32 @@ class RayBackend(TrialBackend):
         """Start or join Ray (once); clear errors for an address that does not answer."""
         if self._collector is not None:
             return
-        if not ray.is_initialized():
-            if self.address is None:
-                local_only()
-                kwargs = {"num_cpus": self.num_cpus} if self.num_cpus else {}
-                # token authentication stays on; its notice is not for learners
-                logging.getLogger(
-                    "ray._private.authentication.authentication_token_setup").setLevel(
-                    logging.ERROR)
-                ray.init(include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING, **kwargs)
-                self._started_ray = True
-            else:
-                try:
-                    ray.init(address=self.address, log_to_driver=False,
-                             logging_level=logging.WARNING)
-                except (ConnectionError, RuntimeError, ValueError) as err:
-                    raise ConnectionError(
-                        f"cannot connect to the Ray cluster at {self.address!r}: {err}. "
-                        "Start one with `ray start --head`, or pass address=None for a "
-                        "local Ray instance") from err
-        # on the head node; one per driver, kept for its later backends (starting an
-        # actor takes a new worker process, about a second)
-        context = ray.get_runtime_context()
-        session = (context.gcs_address, context.get_job_id())
-        collector = _COLLECTORS.get(session)
-        if collector is not None:
-            try:  # still alive? (a round trip of about a millisecond)
-                ray.get(collector.drain.remote(self._token), timeout=30)
-            except (ray.exceptions.RayError, TimeoutError):
-                collector = None
-        if collector is None:
-            _COLLECTORS.clear()  # an earlier Ray session's actor is gone with it
-            collector = _COLLECTORS[session] = ray.remote(num_cpus=0)(_Collector).options(
-                resources={"node:__internal_head__": 0.001}).remote()
-        self._collector = collector
-        self._remote = ray.remote(run_trial).options(
+        if cluster.join(self.address, self.num_cpus):
+            self._started_ray = True
+        self._collector = cluster.shared_collector(self._token)
+        self._remote = ray.remote(_ray_worker.run_trial).options(
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
             max_retries=0)  # retries are ours, so they show in the tables
-        self._check_resources()
+        cluster.check_resources(self.cpus_per_trial, self.gpus_per_trial)
         self._warm_up()
 
     def _warm_up(self):
-        """Start a worker process for every trial slot now, before the clock runs, and
-        import there what the objective imports (torch, d2l, ...).
-
-        Ray starts its worker processes on demand (about 2-3 s each here), so the
-        first trial on each slot would otherwise wait for one. Later trials reuse them.
-        """
-        slots = min(self.capacity(), 64)
-        context = ray.get_runtime_context()
-        key = (context.gcs_address, context.get_job_id(), self.cpus_per_trial,
-               self.gpus_per_trial, slots, tuple(self.preload))
-        if key in _WARMED:  # this driver warmed them up for an earlier backend
-            return
-        warm = ray.remote(_warm).options(num_cpus=self.cpus_per_trial,
-                                         num_gpus=self.gpus_per_trial, max_retries=0)
-        ray.get([warm.remote(0.2, self.preload) for _ in range(slots)])
-        _WARMED.add(key)
-
-    def _check_resources(self):
-        total = ray.cluster_resources()
-        for label, need, key in (("cpus_per_trial", self.cpus_per_trial, "CPU"),
-                                 ("gpus_per_trial", self.gpus_per_trial, "GPU")):
-            if need and not any(node["Resources"].get(key, 0) >= need
-                                for node in ray.nodes() if node["Alive"]):
-                raise ValueError(
-                    f"{label}={need:g}, but no node of the Ray cluster has that many "
-                    f"{key}s (the cluster has {total.get(key, 0):g} in all)")
+        cluster.warm_up(self.cpus_per_trial, self.gpus_per_trial, min(self.capacity(), 64),
+                        self.preload)
 
     def capacity(self) -> int:
         """How many trials the cluster can run at once with these resources."""
         require_ray()
         if not ray.is_initialized():
             self.connect()
-        slots = 0
-        for node in ray.nodes():
-            if node["Alive"]:
-                res = node["Resources"]
-                n = int(res.get("CPU", 0) // self.cpus_per_trial)
-                if self.gpus_per_trial:
-                    n = min(n, int(res.get("GPU", 0) // self.gpus_per_trial))
-                slots += n
-        return slots
+        return cluster.slots(self.cpus_per_trial, self.gpus_per_trial)
 
     def shutdown(self) -> None:
         """Stop the Ray instance this backend started (a cluster it joined stays up)."""
         self._collector = None  # shared by this driver's backends: it ends with Ray
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
-            _COLLECTORS.clear()
-            _WARMED.clear()
+            cluster.forget()
         self._started_ray = False
 
     def __getstate__(self):
@@ -385,9 +178,6 @@ class RayBackend(TrialBackend):
     def set_entrypoint(self, entry_point: str):
         raise NotImplementedError("RayBackend runs a function; bind it with bind_objective")
 
-    def new_trial_id(self) -> int:
-        return self.first_trial_id + len(self.trial_ids)
-
     def trial_path(self, trial_id: int) -> Path | None:
         return None if self._root is None else self._root / str(trial_id)
 
@@ -408,6 +198,11 @@ class RayBackend(TrialBackend):
         """When this backend submitted the trial's (first) task (``time.time()``)."""
         trial = self._trials.get(trial_id)
         return None if trial is None else trial.launched
+
+    def end_time(self, trial_id: int) -> float | None:
+        """When the trial's task ended (as its worker stamped it), if it has."""
+        trial = self._trials.get(trial_id)
+        return None if trial is None or trial.status == Status.in_progress else trial.ended
 
     def _submit(self, trial_id: int, trial: _RayTrial):
         if trial.launched is None:
@@ -452,10 +247,21 @@ class RayBackend(TrialBackend):
         return list(self._trials[trial_id].lines["err"])
 
     def placement(self, trial_id: int) -> dict:
-        """Where the trial runs or ran (Ray node id, host, worker id, process id), and
-        ``note``: why it ran a second time, if it did."""
+        """Where the trial runs or ran (Ray node id, host, worker id, process id, when it
+        started there), and ``note``: why it ran a second time, if it did."""
         trial = self._trials.get(trial_id)
         return {**trial.placement, "note": trial.note} if trial else {}
+
+    def trial_placement(self, trial_id: int) -> Placement:
+        """The same, for the recorder: the node's first eight characters, as tables show it."""
+        self._update()
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return Placement()
+        where = trial.placement
+        return Placement(node=(where.get("node") or "")[:8], pid=where.get("pid"),
+                         started=where.get("time"), attempt=trial.attempt,
+                         rerun_reason=trial.note)
 
     # --- polling -----------------------------------------------------------------
     def wait_for_change(self, timeout: float) -> None:
@@ -514,8 +320,8 @@ class RayBackend(TrialBackend):
             return
         lines = text[:cut].splitlines(keepends=True)
         trial.lines[stream].extend(lines)
-        if stream == "out":
-            trial.metrics.extend(retrieve(lines))
+        if stream == "out":  # every attempt's reports, each saying which attempt made it
+            trial.metrics.extend({**report, ATTEMPT: trial.attempt} for report in retrieve(lines))
         path = self.trial_path(trial_id)
         if path is not None:
             with open(path / f"std.{stream}", "a") as log:
@@ -533,9 +339,7 @@ class RayBackend(TrialBackend):
             if self.retry_on_node_failure and trial.attempt == 1:
                 trial.note = f"{what}; running the trial again (attempt 2)"
                 self._add_text(trial_id, trial, "err", f"d2l_hpo: {trial.note}\n")
-                trial.attempt += 1
-                trial.metrics.clear()
-                self._last_metric_seen_index[trial_id] = 0
+                trial.attempt += 1  # the reports of the lost attempt no longer count
                 self._submit(trial_id, trial)
                 return
         else:

@@ -1,0 +1,256 @@
+"""The experiment's tables, kept up to date on disk while the tuner runs.
+
+``ExperimentRecorder`` is a Syne Tune ``TunerCallback``. It keeps one row per trial
+(status, start, end, worker lane, configuration, error, process and node) and one row
+per report, the best value so far, and the progress display, and writes the tables
+at most once a second (``d2l_hpo.storage``). It only watches: stopping trials is the
+scheduler's job, or ``TrialTimeLimit``'s (``d2l_hpo.time_limit``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from syne_tune.backend.trial_backend import TrialBackend
+from syne_tune.optimizer.scheduler import SchedulerDecision
+from syne_tune.tuner_callback import TunerCallback
+
+from d2l_hpo.analysis import best_value, improves
+from d2l_hpo.backends.base import ATTEMPT, RunnerBackend
+from d2l_hpo.progress import ProgressState, progress_display
+from d2l_hpo.settings import RunSettings, RunState, to_json
+from d2l_hpo.status import (
+    COMPLETED, CUT_SHORT, DIVERGED, FAILED, FROM_SYNE_TUNE, INTERRUPTED, RUNNING, STOPPED,
+    TIMEOUT, UNSUCCESSFUL,
+)
+from d2l_hpo.storage import report_row, write_tables
+
+class ExperimentRecorder(TunerCallback):
+    """Records a run into ``path`` (see ``d2l_hpo.status`` for the statuses).
+
+    :param path: the experiment's folder
+    :param settings: the run's settings; ``state`` its state, updated here
+    :param backend: what the trial backend tells beyond Syne Tune's seam
+    :param trial_backend: the Syne Tune backend (for a failed trial's error output)
+    :param progress: show a progress display; default True
+    :param kept_trials: rows of trials an earlier run finished (a resume); default none
+    :param kept_reports: their reports; default none
+    :param searcher: the seeded searcher, whose random draws the state counts
+    """
+
+    def __init__(self, path: Path, settings: RunSettings, state: RunState,
+                 backend: RunnerBackend, trial_backend: TrialBackend | None = None,
+                 progress: bool = True, kept_trials: list[dict] = (),
+                 kept_reports: list[dict] = (), searcher=None):
+        self.path, self.settings, self.state = Path(path), settings, state
+        self.backend, self.trial_backend = backend, trial_backend
+        self.show_progress = progress
+        self.searcher = searcher
+        self.trials: dict[int, dict] = {int(r["trial_id"]): dict(r) for r in kept_trials}
+        self.rows: list[dict] = [dict(r) for r in kept_reports]
+        self.random_draws_before = state.random_draws
+        self.elapsed_before = state.wallclock  # a resumed run goes on from there
+        self.diverged: set[int] = set()
+        self.timed_out: set[int] = set()
+        self.attempt: dict[int, int] = {}  # trial id -> the attempt whose reports count
+        self.bar = None  # a d2l_hpo.progress display while the tuner runs
+        self.best = self._best()
+        self.t0 = time.time() - self.elapsed_before
+        self._last_save = 0.0
+        self._dirty = True
+
+    def __getstate__(self):
+        # the Tuner pickles itself with dill; a progress display cannot be
+        return {**self.__dict__, "bar": None}
+
+    def now(self) -> float:
+        """Seconds on the experiment's clock."""
+        return time.time() - self.t0
+
+    def running_trials(self) -> list[tuple[int, float]]:
+        """(trial id, start) of every trial that is running now."""
+        return [(i, row["start"]) for i, row in self.trials.items() if row["status"] == RUNNING]
+
+    def mark_timed_out(self, trial_id: int) -> None:
+        """The trial is being stopped for running past ``max_trial_time``."""
+        self.timed_out.add(trial_id)
+
+    def silent_trials(self) -> list[int]:
+        """Trials that ended without reporting anything."""
+        reported = {row["trial_id"] for row in self.rows}
+        return [i for i, row in self.trials.items()
+                if row["status"] not in (RUNNING, *CUT_SHORT) and i not in reported]
+
+    # --- Syne Tune callback hooks -------------------------------------------------
+    def on_tuning_start(self, tuner):
+        self.t0 = time.time() - self.elapsed_before
+        if self.state.start_timestamp is None:
+            self.state.start_timestamp = self.t0
+        self.state.finished = False
+        if self.show_progress:
+            self.bar = progress_display(self.settings.name, self.settings.max_num_trials,
+                                        self.settings.metric,
+                                        self.settings.max_wallclock_time, clock=self.now)
+        self.save(force=True)
+
+    def on_start_trial(self, trial):
+        busy = {row["worker"] for row in self.trials.values() if row["status"] == RUNNING}
+        lane = min(set(range(self.settings.n_workers)) - busy, default=0)
+        # when the backend began launching it: a warm trial can run (and end, having
+        # stamped its own end time) in the millisecond before this callback
+        launched = self.backend.launch_time(trial.trial_id)
+        where = self.backend.trial_placement(trial.trial_id)
+        self.trials[trial.trial_id] = {
+            "trial_id": trial.trial_id, "status": RUNNING,
+            "start": launched - self.t0 if launched is not None else self.now(),
+            "end": math.nan, "worker": lane,
+            **{k: trial.config.get(k) for k in self.settings.config_columns},
+            "error": "", "pid": where.pid,
+            # a backend that places trials elsewhere says where once they run
+            "node": "" if self.backend.places_trials else where.node,
+        }
+        self._dirty = True
+
+    def on_fetch_status_results(self, trial_status_dict, new_results):
+        self._update_placement()
+        for trial_id, result in new_results:
+            attempt = int(result.get(ATTEMPT, 1))
+            if attempt < self.attempt.get(trial_id, 1):
+                continue  # a report of an attempt whose node died
+            if attempt > self.attempt.get(trial_id, 1):
+                self._drop_reports(trial_id)
+            self.attempt[trial_id] = attempt
+            self.rows.append(report_row(trial_id, result, self.t0, default_time=time.time()))
+            value = result.get(self.settings.metric)
+            if improves(value, self.best, self.settings.mode):
+                self.best = value
+            self._dirty = True
+        for trial_id, (_, status) in trial_status_dict.items():
+            row = self.trials.get(trial_id)
+            status = FROM_SYNE_TUNE.get(status, status)
+            if row is None or status == RUNNING or row["status"] != RUNNING:
+                continue
+            self._finish(trial_id, status)
+
+    def on_trial_result(self, trial, status, result, decision):
+        # a NaN/inf report makes the scheduler stop the trial; the Tuner then drops it
+        # from the trials it polls, so its end is recorded here
+        if decision == SchedulerDecision.STOP:
+            row = self.trials.get(trial.trial_id)
+            if row is not None and row["status"] == RUNNING:
+                self.diverged.add(trial.trial_id)
+                self._finish(trial.trial_id, STOPPED)
+                self.best = self._best()  # what it reported before diverging no longer counts
+
+    def on_loop_end(self):
+        self.save()
+        if self.bar is not None:
+            self._update_bar()
+
+    def on_tuning_end(self):
+        # still running now: the budget ran out, or the run is being interrupted;
+        # the Tuner stops these trials right after this call
+        self._update_placement()
+        interrupted = isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit))
+        for row in self.trials.values():
+            if row["status"] == RUNNING:
+                row["status"] = INTERRUPTED if interrupted else STOPPED
+                row["end"] = self.now()
+        self.state.wallclock = self.now()
+        self.state.finished = not interrupted
+        self.save(force=True)
+        if self.bar is not None:
+            self._update_bar()
+            self.bar.close()
+            self.bar = None
+
+    # --- helpers --------------------------------------------------------------------
+    def _best(self) -> float:
+        return best_value([r.get(self.settings.metric) for r in self.rows
+                           if r["trial_id"] not in self.diverged], self.settings.mode)
+
+    def _drop_reports(self, trial_id: int) -> None:
+        self.rows = [r for r in self.rows if r["trial_id"] != trial_id]
+        self.best = self._best()
+
+    def _update_placement(self):
+        if not self.backend.places_trials:
+            return
+        for trial_id, row in self.trials.items():
+            if row["status"] != RUNNING and row["node"]:
+                continue
+            where = self.backend.trial_placement(trial_id)
+            if where.node and (row["node"], row["pid"]) != (where.node, where.pid):
+                row["node"], row["pid"] = where.node, where.pid
+                if where.started is not None:
+                    # it starts when its node begins to run it: a task waits in the
+                    # backend's queue until a slot frees, and that wait is idle time
+                    row["start"] = max(row["start"], where.started - self.t0)
+                self._dirty = True
+            if where.rerun_reason and where.attempt > self.attempt.get(trial_id, 1):
+                # it runs again from the start (its node died): what the lost attempt
+                # reported is dropped, so the table holds one complete run per trial
+                self.attempt[trial_id] = where.attempt
+                row["error"] = where.rerun_reason
+                self._drop_reports(trial_id)
+                self._say(f"trial {trial_id}: {where.rerun_reason}")
+                self._dirty = True
+
+    def _finish(self, trial_id, status):
+        row = self.trials[trial_id]
+        if trial_id in self.timed_out:
+            status = TIMEOUT
+        elif trial_id in self.diverged:
+            status = DIVERGED
+        row["status"] = status
+        end = self.backend.end_time(trial_id)
+        row["end"] = max(end - self.t0, row["start"]) if end is not None else self.now()
+        if status == FAILED:
+            row["error"] = self._stderr_tail(trial_id)
+            last = row["error"].splitlines()[-1] if row["error"] else "(no error output)"
+            self._say(f"trial {trial_id} failed: {last}")
+        elif status == TIMEOUT:
+            self._say(f"trial {trial_id} ran past max_trial_time="
+                      f"{self.settings.max_trial_time:g} s and was killed")
+        elif status == DIVERGED:
+            self._say(f"trial {trial_id} diverged ({self.settings.metric} is NaN or "
+                      "infinite) and was stopped")
+        self._dirty = True
+
+    def _stderr_tail(self, trial_id, lines: int = 5) -> str:
+        try:
+            text = self.trial_backend.stderr(trial_id=trial_id)
+        except Exception:  # a backend without logs: nothing to show
+            return ""
+        text = [line.rstrip() for line in text if line.strip()]
+        return "\n".join(text[-lines:])
+
+    def _say(self, message: str):
+        if self.bar is not None:
+            self.bar.write(message)
+        elif self.show_progress:
+            print(message, file=sys.stderr)
+        self.state.messages.append(message)
+
+    def _update_bar(self):
+        statuses = [row["status"] for row in self.trials.values()]
+        self.bar.update(ProgressState(
+            completed=statuses.count(COMPLETED),
+            failed=sum(statuses.count(s) for s in UNSUCCESSFUL),
+            stopped=sum(statuses.count(s) for s in CUT_SHORT),
+            running=statuses.count(RUNNING), best=self.best))
+
+    def save(self, force: bool = False):
+        now = time.time()
+        if not force and (not self._dirty or now - self._last_save < 1.0):
+            return
+        if not self.state.finished:
+            self.state.wallclock = now - self.t0
+        if self.searcher is not None:
+            self.state.random_draws = self.random_draws_before + self.searcher.num_random
+        write_tables(self.path, to_json(self.settings, self.state), list(self.trials.values()),
+                     self.rows, self.settings.config_columns)
+        self._last_save, self._dirty = now, False

@@ -1,0 +1,195 @@
+"""An experiment's folder: where it lives, what files it holds, how they are written
+and read back.
+
+Files in an experiment folder (each replaced atomically, so that a crash never leaves
+half a file):
+
+- ``experiment.json``: the run's settings and state (see ``d2l_hpo.settings``)
+- ``trials.csv``: one row per trial: id, status, start, end, worker lane, configuration,
+  error, process id and node
+- ``results.csv``: one row per report: trial id, time, the reported values
+- ``N/``: one folder per trial, with ``config.json``, ``std.out`` (each report is a
+  line there too), ``std.err`` and ``end`` (when the trial's process ended)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from d2l_hpo.status import INTERRUPTED, RUNNING
+
+EXPERIMENT_FILE = "experiment.json"
+TRIALS_FILE = "trials.csv"
+RESULTS_FILE = "results.csv"
+DEFAULT_RESULTS_DIR = "runs"
+TRIAL_COLUMNS = ("trial_id", "status", "start", "end", "worker")  # then the config, then:
+TRIAL_EXTRA_COLUMNS = ("error", "pid", "node")
+
+
+def default_results_dir() -> Path:
+    """``$SYNETUNE_FOLDER`` when set, else ``runs/`` in the current directory."""
+    return Path(os.environ.get("SYNETUNE_FOLDER") or DEFAULT_RESULTS_DIR)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w"):
+    """A file to write ``path`` through: readers see the old file or the whole new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see either the old file or the whole new one."""
+    with atomic_file(path) as f:
+        f.write(text)
+
+
+def plain(value):
+    """A numpy scalar as the Python value it holds (other values unchanged)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def report_row(trial_id: int, report: dict, t0: float, default_time: float | None = None) -> dict:
+    """One row of ``results.csv`` from a report as Syne Tune parses it (the reported
+    values plus its ``st_`` bookkeeping): seconds since the experiment began (from
+    ``default_time``, else the start, for a report without its own time stamp), the
+    values, and ``worker_time`` (seconds since the trial's ``Reporter`` was made)."""
+    stamp = report.get("st_worker_timestamp", t0 if default_time is None else default_time)
+    row = {"trial_id": trial_id, "time": stamp - t0}
+    row.update({k: v for k, v in report.items() if not k.startswith("st_")})
+    row["worker_time"] = report.get("st_worker_time", math.nan)
+    return row
+
+
+def write_tables(path: Path, settings_json: str, trials: list[dict], rows: list[dict],
+                 config_columns: list[str]) -> None:
+    """Write ``experiment.json`` (its text given), ``trials.csv`` and ``results.csv`` of
+    a running or finished experiment."""
+    write_atomically(path / EXPERIMENT_FILE, settings_json)
+    columns = [*TRIAL_COLUMNS, *config_columns, *TRIAL_EXTRA_COLUMNS]
+    write_atomically(path / TRIALS_FILE, pd.DataFrame(trials, columns=columns).to_csv(index=False))
+    write_atomically(path / RESULTS_FILE, pd.DataFrame(rows).to_csv(index=False))
+
+
+def prepare_folder(results_dir, name: str, resume: bool) -> Path:
+    """The folder of experiment ``name``, created and checked writable; a clear error
+    when it exists and ``resume`` is False, or is missing and ``resume`` is True."""
+    root = Path(results_dir) if results_dir is not None else default_results_dir()
+    path = root / name
+    exists = (path / EXPERIMENT_FILE).exists()
+    if exists and not resume:
+        raise FileExistsError(
+            f"an experiment named '{name}' already exists in {root}; pass resume=True to "
+            "continue it, or choose another name (name=None picks a fresh one)")
+    if resume and not exists:
+        raise FileNotFoundError(
+            f"resume=True, but there is no experiment '{name}' in {root} to continue")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write results to {path}: {err.strerror}; "
+            "pass results_dir= a folder you can write to") from err
+    return path
+
+
+def resolve_experiment_path(name_or_path, results_dir=None, syne_tune: bool = False) -> Path:
+    """The folder of an experiment given by folder or by name.
+
+    :param syne_tune: also accept a folder that plain Syne Tune wrote, and look for a
+        name where Syne Tune puts it (``$SYNETUNE_FOLDER``, else ``~/syne-tune``)
+    """
+    from d2l_hpo.syne_tune_folder import is_syne_tune_folder
+
+    path = Path(name_or_path)
+    candidates = [path, Path(results_dir or default_results_dir()) / str(name_or_path)]
+    if syne_tune and results_dir is None and not path.is_absolute():
+        from syne_tune.util import experiment_path
+        candidates.append(experiment_path(str(name_or_path)))
+    for candidate in candidates:
+        if (candidate / EXPERIMENT_FILE).is_file() or (
+                syne_tune and is_syne_tune_folder(candidate)):
+            return candidate
+    raise FileNotFoundError(
+        f"no experiment '{name_or_path}': "
+        + " nor ".join(str(c.resolve()) for c in dict.fromkeys(candidates))
+        + f" holds an {EXPERIMENT_FILE}"
+        + (" or a Syne Tune experiment (metadata.json and results.csv.zip)" if syne_tune else ""))
+
+
+def read_tables(path: Path):
+    """Settings, trials and reports of an experiment folder.
+
+    When the run did not finish (its process was killed, say), the tables on disk
+    can be up to a second behind; the trials' own logs (``N/std.out``, where each
+    report is a line) are then read as well, so nothing a trial reported is lost.
+    """
+    path = Path(path)
+    settings = json.loads((path / EXPERIMENT_FILE).read_text())
+    trials = _read_csv(path / TRIALS_FILE)
+    results = _read_csv(path / RESULTS_FILE)
+    if not settings.get("finished"):
+        trials, results = _recover_from_trial_logs(path, settings, trials, results)
+    return settings, trials, results
+
+
+def _recover_from_trial_logs(path, settings, trials, results):
+    from syne_tune.report import retrieve
+
+    t0 = settings.get("start_timestamp")
+    if t0 is None:
+        return trials, results
+    known = set(trials["trial_id"]) if len(trials) else set()
+    abandoned = set(settings.get("abandoned", []))  # redone under new ids by a resume
+    new_trials, new_rows = [], []
+    for folder in sorted(path.iterdir(), key=lambda p: p.name):
+        if not (folder.name.isdigit() and (folder / "std.out").exists()):
+            continue
+        trial_id = int(folder.name)
+        if trial_id in abandoned:
+            continue
+        reports = retrieve(log_lines=(folder / "std.out").read_text().splitlines())
+        have = int((results["trial_id"] == trial_id).sum()) if len(results) else 0
+        new_rows.extend(report_row(trial_id, report, t0) for report in reports[have:])
+        if trial_id not in known and (folder / "config.json").exists():
+            config = json.loads((folder / "config.json").read_text())
+            end = folder / "end"
+            new_trials.append({
+                "trial_id": trial_id, "status": INTERRUPTED,
+                "start": (folder / "config.json").stat().st_mtime - t0,
+                "end": (float(end.read_text()) - t0) if end.exists() else math.nan,
+                **{c: config.get(c) for c in settings.get("config_columns", [])},
+                "error": "", "pid": math.nan})
+    if new_rows:
+        results = pd.concat([results, pd.DataFrame(new_rows)], ignore_index=True)
+    if new_trials:
+        trials = pd.concat([trials, pd.DataFrame(new_trials)], ignore_index=True)
+    if len(trials):  # whatever was running when the process died was interrupted
+        trials.loc[trials["status"] == RUNNING, "status"] = INTERRUPTED
+    return trials, results
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        # only empty cells are missing: a choice(["nan", "none"]) value stays a string
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()

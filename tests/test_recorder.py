@@ -1,0 +1,109 @@
+"""The recorder's tables, through run_random_search with the in-process backend (fast
+tier: no processes), and the recorder alone for what only a cluster backend does."""
+import math
+
+import pytest
+from syne_tune.backend.trial_status import Status
+
+import d2l_hpo
+from d2l_hpo.backends.base import Placement, RunnerBackend
+from d2l_hpo.recorder import ExperimentRecorder
+from d2l_hpo.runner import MetricNotReportedError
+from d2l_hpo.settings import RunSettings, RunState
+from d2l_hpo.spaces import choice, loguniform, randint
+
+
+def bowl(x: float, epochs: int, kind: str = "ok", report=None):
+    for epoch in range(1, epochs + 1):
+        if kind == "raise" and epoch == 2:
+            raise FloatingPointError(f"loss exploded for x={x:.3f}")
+        loss = float("nan") if kind == "nan" and epoch == 2 else (x - 0.3) ** 2 + 1 / epoch
+        report(epoch=epoch, loss=loss)
+
+
+SPACE = {"x": loguniform(0.01, 1.0), "epochs": randint(1, 3)}
+
+
+def search(backend, results_dir, space=SPACE, **kwargs):
+    args = dict(n_workers=2, max_num_trials=6, metric="loss", seed=0, backend=backend,
+                results_dir=results_dir, progress=False)
+    return d2l_hpo.run_random_search(bowl, space, **{**args, **kwargs})
+
+
+def test_one_row_per_trial_and_per_report_and_the_best_of_them(in_process, results_dir):
+    exp = search(in_process, results_dir)
+    assert list(exp.trials["trial_id"]) == list(range(6))
+    assert set(exp.trials["status"]) == {"completed"}
+    assert set(exp.trials["worker"]) <= {0, 1} and (exp.trials["end"] >= exp.trials["start"]).all()
+    configs = d2l_hpo.sample_configs(SPACE, 6, seed=0)
+    assert list(exp.trials["epochs"]) == [c["epochs"] for c in configs]
+    assert exp.results.groupby("trial_id").size().tolist() == [c["epochs"] for c in configs]
+    assert exp.best_value == pytest.approx(exp.results["loss"].min())
+    assert exp.settings["finished"] is True and exp.settings["random_draws"] == 6
+
+
+def test_a_failed_trial_keeps_its_error_and_reports_and_the_others_go_on(in_process, results_dir):
+    space = {**SPACE, "epochs": 3, "kind": choice(["ok", "raise"])}
+    exp = search(in_process, results_dir, space=space, max_failures=6)
+    failed = exp.trials[exp.trials["kind"] == "raise"]
+    assert len(failed) and (failed["status"] == "failed").all()
+    assert failed["error"].str.contains("loss exploded").all()
+    assert (exp.trials[exp.trials["kind"] == "ok"]["status"] == "completed").all()
+    # what a failed trial reported before it raised is kept: its first epoch
+    assert (exp.results[exp.results["trial_id"].isin(failed["trial_id"])]["epoch"] == 1).all()
+
+
+def test_a_nan_report_makes_the_trial_diverged_and_never_best(in_process, results_dir):
+    space = {"x": 0.3, "epochs": 3, "kind": choice(["ok", "nan"])}
+    exp = search(in_process, results_dir, space=space, max_failures=6)
+    diverged = exp.trials[exp.trials["kind"] == "nan"]
+    assert len(diverged) and (diverged["status"] == "diverged").all()
+    assert diverged["best_loss"].isna().all()
+    # its first epoch (0.0 + 1/1 = 1.0) never counts: the best is an "ok" trial's last epoch
+    assert exp.best_config["kind"] == "ok" and exp.best_value == pytest.approx(1 / 3)
+
+
+def test_a_metric_never_reported_is_a_clear_error(in_process, results_dir):
+    with pytest.raises(MetricNotReportedError, match="no trial reported 'validation_error'"):
+        search(in_process, results_dir, metric="validation_error")
+
+
+class NodeThatDied(RunnerBackend):
+    """Says that trial 0 runs again (attempt 2) after its node died."""
+
+    places_trials = True
+
+    def __init__(self):
+        self.placement = Placement(node="aaaa1111", pid=7, started=None)
+
+    def trial_placement(self, trial_id):
+        return self.placement
+
+
+def test_reports_of_a_lost_attempt_are_dropped_and_late_ones_ignored(tmp_path):
+    backend = NodeThatDied()
+    settings = RunSettings(name="rerun", n_workers=1, max_num_trials=1, metric="loss",
+                           config_columns=["x"])
+    recorder = ExperimentRecorder(tmp_path, settings, RunState(), backend, progress=False)
+    recorder.on_tuning_start(None)
+
+    class Trial:
+        trial_id, config = 0, {"x": 0.5}
+
+    recorder.on_start_trial(Trial)
+    first = {"epoch": 1, "loss": 0.9, "st_worker_timestamp": recorder.t0 + 1}
+    recorder.on_fetch_status_results({0: (Trial, Status.in_progress)}, [(0, first)])
+    assert [r["loss"] for r in recorder.rows] == [0.9] and recorder.trials[0]["node"] == "aaaa1111"
+    backend.placement = Placement(node="bbbb2222", pid=8, started=None, attempt=2,
+                                  rerun_reason="the Ray node running this trial died")
+    late = {**first, "epoch": 2, "loss": 0.1, "st_attempt": 1}  # the lost attempt's last words
+    again = {**first, "loss": 0.8, "st_attempt": 2}
+    recorder.on_fetch_status_results({0: (Trial, Status.in_progress)}, [(0, late), (0, again)])
+    assert [r["loss"] for r in recorder.rows] == [0.8]
+    assert recorder.best == pytest.approx(0.8)
+    assert recorder.trials[0]["node"] == "bbbb2222" and "died" in recorder.trials[0]["error"]
+    recorder.on_fetch_status_results({0: (Trial, Status.completed)}, [])
+    recorder.on_tuning_end()
+    exp = d2l_hpo.load_experiment(tmp_path)
+    assert exp.trials["status"].tolist() == ["completed"] and exp.results["loss"].tolist() == [0.8]
+    assert math.isclose(exp.best_value, 0.8)

@@ -1,0 +1,68 @@
+"""Resume, on experiments of the in-process backend (fast tier): what is kept, what runs
+again, which configurations come next, and the budget left."""
+import json
+
+import pandas as pd
+import pytest
+
+import d2l_hpo
+from d2l_hpo.resume import plan_resume
+from d2l_hpo.settings import RunSettings
+from d2l_hpo.storage import EXPERIMENT_FILE, TRIALS_FILE
+
+from test_recorder import SPACE, bowl
+
+
+def interrupted_run(backend, results_dir, n=4):
+    """A finished run of ``n`` trials, then made to look as if its last trial was
+    running when the run was killed."""
+    d2l_hpo.run_random_search(bowl, SPACE, n_workers=2, max_num_trials=n, metric="loss",
+                              seed=3, name="cut", backend=backend, results_dir=results_dir,
+                              progress=False)
+    path = results_dir / "cut"
+    trials = pd.read_csv(path / TRIALS_FILE)
+    trials.loc[trials["trial_id"] == n - 1, "status"] = "running"
+    trials.to_csv(path / TRIALS_FILE, index=False)
+    settings = json.loads((path / EXPERIMENT_FILE).read_text())
+    (path / EXPERIMENT_FILE).write_text(json.dumps({**settings, "finished": False}))
+    return path
+
+
+def test_the_plan_keeps_finished_trials_and_redoes_the_interrupted_one(in_process, results_dir):
+    path = interrupted_run(in_process, results_dir)
+    settings = RunSettings(name="cut", n_workers=2, max_num_trials=6, metric="loss",
+                           **RunSettings.space_fields(SPACE))
+    plan = plan_resume(path, settings)
+    assert [t["trial_id"] for t in plan.kept_trials] == [0, 1, 2]
+    assert {r["trial_id"] for r in plan.kept_reports} == {0, 1, 2}
+    configs = d2l_hpo.sample_configs(SPACE, 6, seed=3)
+    # the interrupted trial's configuration
+    assert len(plan.redo) == 1 and plan.redo[0]["epochs"] == configs[3]["epochs"]
+    assert plan.redo[0]["x"] == pytest.approx(configs[3]["x"], rel=1e-12)
+    assert plan.next_trial_id == 4 and plan.state.abandoned == [3]
+    assert plan.trials_left == 3 and plan.settings.seed == 3 and plan.state.resumed == 1
+
+
+def test_a_resumed_run_goes_on_with_the_seeded_sequence(in_process, results_dir):
+    interrupted_run(in_process, results_dir)
+    fresh = type(in_process)()  # a new backend, as a new session would have
+    exp = d2l_hpo.run_random_search(bowl, SPACE, n_workers=2, max_num_trials=6, metric="loss",
+                                    name="cut", backend=fresh, results_dir=results_dir,
+                                    resume=True, progress=False)
+    configs = d2l_hpo.sample_configs(SPACE, 6, seed=3)
+    assert list(exp.trials["trial_id"]) == [0, 1, 2, 4, 5, 6]  # 3 was redone as 4
+    # kept 0-2, then the redo of 3, then the sequence goes on where it stopped
+    assert exp.trials["epochs"].tolist() == [c["epochs"] for c in configs]
+    assert exp.trials["x"].tolist() == pytest.approx([c["x"] for c in configs], rel=1e-12)
+    assert set(exp.trials["status"]) == {"completed"} and exp.settings["resumed"] == 1
+
+
+def test_resuming_with_other_settings_is_refused_by_name(in_process, results_dir):
+    path = interrupted_run(in_process, results_dir)
+    for change, words in ((dict(n_workers=3), "its n_workers was 2, now 3"),
+                          (dict(seed=9), "seed=9")):
+        settings = RunSettings(**{**dict(name="cut", n_workers=2, max_num_trials=6,
+                                         metric="loss", **RunSettings.space_fields(SPACE)),
+                                  **change})
+        with pytest.raises(ValueError, match=words):
+            plan_resume(path, settings)
