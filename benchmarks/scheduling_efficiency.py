@@ -174,10 +174,8 @@ def main():
         SPACE = {"duration": uniform(0.2, 1.0)}
     import ray
 
-    from d2l_hpo.backends.ray_backend import local_only
-    local_only()
-    ray.init(num_cpus=N_WORKERS, include_dashboard=False, log_to_driver=False,
-             logging_level="error")
+    from d2l_hpo.backends._ray_cluster import start_local
+    start_local(num_cpus=N_WORKERS, log_to_driver=False, logging_level="error")
     from d2l_hpo.backends import RayBackend
     RayBackend().connect()  # Ray's first worker processes, before any clock runs
     rows = []

@@ -49,6 +49,21 @@ def local_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def start_local(**init_kwargs) -> None:
+    """``ray.init`` of a new Ray instance on this machine, bound to 127.0.0.1.
+
+    ``ray.init()`` without an address joins the cluster named by ``RAY_ADDRESS`` or
+    by the file Ray writes when any cluster starts here (``ray start``, a test's
+    ``Cluster``), and then refuses ``num_cpus``. ``address="local"`` starts a new
+    instance whatever runs here (``RAY_ADDRESS`` included).
+    """
+    local_only()
+    # token authentication stays on; its notice is not for learners
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
+    ray.init(address="local", include_dashboard=False, **init_kwargs)
+
+
 def join(address: str | None, num_cpus: int | None) -> bool:
     """Start Ray on this machine (``address`` None, bound to 127.0.0.1) or join the
     cluster at ``address``, unless this process is connected already.
@@ -58,13 +73,8 @@ def join(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        local_only()
-        kwargs = {"num_cpus": num_cpus} if num_cpus else {}
-        # token authentication stays on; its notice is not for learners
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-            logging.ERROR)
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 **kwargs)
+        start_local(num_cpus=num_cpus or None, log_to_driver=False,
+                    logging_level=logging.WARNING)
         return True
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
