@@ -31,16 +31,31 @@ RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store", "ray::", "default_w
                      "dashboard", "log_monitor", "monitor.py", "runtime_env_agent")
 
 
-def ray_processes() -> list[str]:
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
+def ray_processes() -> dict[int, str]:
+    """The Ray processes this test started (its descendants), by pid; another Ray on
+    the machine (a CI neighbour's) is none of our business."""
+    found = {}
+    for process in psutil.Process().children(recursive=True):
         try:
-            text = " ".join([process.info["name"] or "", *(process.info["cmdline"] or [])])
+            text = " ".join([process.name(), *process.cmdline()])
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
         except psutil.Error:
             continue
-        if any(name in text for name in RAY_PROCESS_NAMES) and "pytest" not in text:
-            found.append(f"{process.pid}: {text[:120]}")
+        if any(name in text for name in RAY_PROCESS_NAMES):
+            found[process.pid] = f"{process.pid}: {text[:120]}"
     return found
+
+
+def still_running(pids: dict[int, str]) -> list[str]:
+    left = []
+    for pid, text in pids.items():
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(text)
+        except psutil.Error:
+            pass
+    return left
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +328,7 @@ def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, 
 
 
 def test_every_ray_process_stays_on_127_0_0_1(cluster):
-    ray_pids = {int(line.split(":")[0]) for line in ray_processes()}
+    ray_pids = set(ray_processes())
     assert len(ray_pids) >= 6  # 3 raylets, a GCS, workers...
     connections = [c for c in psutil.net_connections(kind="inet") if c.pid in ray_pids]
     assert connections
@@ -324,10 +339,12 @@ def test_every_ray_process_stays_on_127_0_0_1(cluster):
 
 
 def test_no_ray_process_left_after_shutdown(cluster):
+    ours = ray_processes()  # orphans would leave our tree: remember them by pid
+    assert len(ours) >= 6
     ray.shutdown()
     cluster.shutdown()
     deadline = time.time() + 20
-    while ray_processes() and time.time() < deadline:
+    while still_running(ours) and time.time() < deadline:
         time.sleep(0.2)
-    left = ray_processes()
+    left = still_running(ours)
     assert left == [], repr(left)
