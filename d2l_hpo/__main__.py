@@ -103,6 +103,11 @@ def _run_settings(args) -> dict:
                     max_trial_time=args.max_trial_time, max_failures=args.max_failures)
     path = resolve_experiment_path(args.resume, args.results_dir)
     old, _ = read_settings(path)
+    if "max_epochs" not in old.constants or old.objective != "lenet-objective":
+        raise ValueError(
+            f"'{old.name}' did not come from `python -m d2l_hpo run` (its objective is "
+            f"{old.objective}); resume it the way it was started, e.g. from Python with "
+            "run_random_search(objective, space, name=..., resume=True)")
     space = d2l_hpo.lenet_space(max_epochs=old.constants["max_epochs"])
     space.update(old.constants)
     initial = old.initial_config
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
     if args.command == "plot":
         try:
             exp = d2l_hpo.load_experiment(args.name, results_dir=args.results_dir)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:  # missing or damaged files
             print(f"error: {err}", file=sys.stderr)
             return 2
     else:
@@ -143,7 +148,12 @@ def main(argv=None) -> int:
             return 2
     from d2l_hpo.report import write_report
 
-    written = write_report(exp)
+    try:
+        written = write_report(exp)
+    except OSError as err:
+        print(f"error: cannot write the figures and summary.md into {exp.path}: "
+              f"{err.strerror or err}", file=sys.stderr)
+        return 2
     print((exp.path / "summary.md").read_text())
     print(f"Results and figures in {exp.path}:")
     for path in written:

@@ -131,7 +131,13 @@ def epoch_seconds(exp: Experiment) -> pd.Series:
 def compare(experiments, labels=None) -> pd.DataFrame:
     """One row per experiment: workers, trials finished, wall-clock, utilisation,
     idle worker-seconds and best value."""
+    experiments = list(experiments)
+    if not experiments:
+        raise ValueError("compare() needs at least one experiment, got none")
     labels = labels or [e.scheduling for e in experiments]
+    if len(labels) != len(experiments):
+        raise ValueError(f"compare() got {len(experiments)} experiments but {len(labels)} "
+                         "labels; give one label per experiment")
     rows = []
     for label, exp in zip(labels, experiments):
         done = exp.trials["status"].isin(FINISHED).sum()

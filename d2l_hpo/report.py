@@ -42,6 +42,9 @@ def write_report(exp) -> list[Path]:
         config = " | ".join(_fmt(row[c]) for c in exp.config_columns)
         lines.append(f"| {row['trial_id']} | {row['status']} | {row['worker']} | "
                      f"{row['duration']:.1f} | {config} | {_fmt(row[f'best_{exp.metric}'])} |")
+    notes = exp.settings.get("messages") or []
+    if notes:
+        lines += ["", "What the run said:", ""] + [f"- {note}" for note in notes]
     for trial_id, error in summary["errors"].items():
         lines += ["", f"Trial {trial_id} failed; the end of its stderr:", "", "```",
                   error or "(empty)", "```"]

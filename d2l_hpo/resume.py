@@ -82,6 +82,12 @@ def plan_resume(path: Path, settings: RunSettings) -> ResumePlan:
     state.abandoned = sorted({*state.abandoned, *redo_ids})
     state.resumed += 1
     state.messages = []  # what this run says
+    if old.objective_code and settings.objective_code and \
+            old.objective_code != settings.objective_code:
+        state.messages.append(
+            f"The objective changed since the earlier run: trials from {next_id} on run "
+            f"the objective given now ({settings.objective}); trials "
+            f"{sorted(int(i) for i in keep_ids) or 'none'} keep what the earlier code reported.")
     merged = dataclasses.replace(
         settings, seed=old.seed, initial_config=old.initial_config)
     return ResumePlan(

@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import warnings
 from datetime import datetime
 from typing import Any, Callable
@@ -37,15 +38,19 @@ from d2l_hpo.recorder import ExperimentRecorder
 from d2l_hpo.results import Experiment, load_experiment
 from d2l_hpo.resume import ResumePlan, plan_resume, points_to_evaluate
 from d2l_hpo.searcher import SeededRandomSearch, sample_configs
-from d2l_hpo.settings import POLL_INTERVAL, RunSettings, RunState, usable_cores
+from d2l_hpo.settings import (POLL_INTERVAL, RunSettings, RunState, default_name,
+                               objective_code, usable_cores)
 from d2l_hpo.spaces import validate_config, validate_config_space
-from d2l_hpo.status import FAILED, STOPPED
-from d2l_hpo.storage import prepare_folder
+from d2l_hpo.status import CUT_SHORT, DIVERGED, FAILED, STOPPED, TIMEOUT
+from d2l_hpo.storage import check_names, prepare_folder, release_folder
 from d2l_hpo.time_limit import TrialTimeLimit
 from d2l_hpo.tuner import EventDrivenTuner, QuietLogger, sigterm_as_interrupt
 
 __all__ = ["run_random_search", "sample_configs", "usable_cores", "TooManyFailuresError",
            "MetricNotReportedError"]
+
+
+_ONE_AT_A_TIME = threading.Lock()  # one search per process (see run_random_search)
 
 
 class TooManyFailuresError(RuntimeError):
@@ -97,14 +102,16 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     """
     if not callable(objective) and backend is None:
         raise TypeError(f"objective must be a function, got {objective!r}")
-    objective_name = getattr(objective, "__name__", "objective").replace("_", "-")
+    objective_name = getattr(objective, "__name__", "objective")
     settings = RunSettings(
-        name=name if name is not None else f"{objective_name}-{datetime.now():%Y%m%d-%H%M%S-%f}",
+        name=name if name is not None else default_name(
+            objective_name, f"{datetime.now():%Y%m%d-%H%M%S-%f}"),
         n_workers=n_workers, scheduling=scheduling, metric=metric, mode=mode, seed=seed,
         max_num_trials=max_num_trials, max_wallclock_time=max_wallclock_time,
-        max_trial_time=max_trial_time, max_failures=max_failures, objective=objective_name,
+        max_trial_time=max_trial_time, max_failures=max_failures,
+        objective=objective_name.replace("_", "-"),
         backend=type(backend).__name__ if backend is not None else "SubprocessBackend")
-    _check_objective(objective, config_space, backend)
+    _check_objective(objective, config_space, backend, settings.metric)
     for key, value in RunSettings.space_fields(config_space).items():
         setattr(settings, key, value)
     if resume and name is None:
@@ -112,16 +119,36 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     if initial_config is not None:
         initial_config = validate_config(initial_config, config_space)
     settings.initial_config = initial_config
-    if n_workers > usable_cores() and backend is None:
+    if settings.n_workers > usable_cores() and backend is None:
         warnings.warn(
-            f"{n_workers} workers on {usable_cores()} CPU cores: trials will share cores, so "
-            "each runs slower than alone (fine for trials that mostly wait, like "
+            f"{settings.n_workers} workers on {usable_cores()} CPU cores: trials will share "
+            "cores, so each runs slower than alone (fine for trials that mostly wait, like "
             "synthetic_objective)", stacklevel=2)
-    path = prepare_folder(results_dir, settings.name, resume)
+    if not _ONE_AT_A_TIME.acquire(blocking=False):
+        raise RuntimeError(
+            "run_random_search is already running in this process (another thread): it "
+            "redirects this process's output while it runs, so run one search at a time "
+            "per process, or the second in another process")
+    try:
+        path = prepare_folder(results_dir, settings.name, resume)
+        try:
+            return _prepare_and_run(objective, config_space, settings, initial_config,
+                                    backend, path, progress, resume)
+        finally:
+            release_folder(path)
+    finally:
+        _ONE_AT_A_TIME.release()
 
+
+def _prepare_and_run(objective, config_space, settings, initial_config, backend, path,
+                     progress, resume) -> Experiment:
+    """Resume plan, seed, backend bound and warmed up; then the run."""
+    settings.objective_code = objective_code(objective)
     plan = plan_resume(path, settings) if resume else None
     if plan is not None:
         settings, state = plan.settings, plan.state
+        for message in state.messages:  # what the resume noticed (a changed objective)
+            print(message, file=sys.stderr)
         if plan.nothing_left:
             print(f"'{settings.name}' has no budget left: nothing to resume", file=sys.stderr)
             return load_experiment(path)
@@ -133,25 +160,31 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     first_trial_id = plan.next_trial_id if plan is not None else 0
     if backend is None:
         backend = SubprocessBackend(objective, config_space, first_trial_id=first_trial_id,
-                                    threads_per_trial=max(1, usable_cores() // n_workers))
+                                    threads_per_trial=max(1, usable_cores() // settings.n_workers))
     runner_backend = as_runner_backend(backend)
     runner_backend.bind_objective(objective, config_space, first_trial_id)
-    runner_backend.warm_up()  # e.g. its processes import the objective's modules now
+    try:
+        runner_backend.warm_up()  # e.g. its processes import the objective's modules now
+    except BaseException:  # Ctrl-C while it imports: leave no process behind
+        with contextlib.suppress(Exception):
+            backend.stop_all()
+        raise
     capacity = runner_backend.capacity()
-    if capacity is not None and capacity < n_workers:
+    if capacity is not None and capacity < settings.n_workers:
         warnings.warn(
-            f"n_workers={n_workers}, but {backend} has room for only {capacity} "
+            f"n_workers={settings.n_workers}, but {backend} has room for only {capacity} "
             "trials at once: the others wait for a free slot", stacklevel=2)
     return _run(settings, state, plan, backend, runner_backend, config_space,
                 points_to_evaluate(plan, initial_config), path, progress)
 
 
-def _check_objective(objective, config_space, backend) -> None:
+def _check_objective(objective, config_space, backend, metric: str) -> None:
     if backend is not None and not isinstance(backend, TrialBackend):
         raise TypeError(f"backend must be a Syne Tune TrialBackend, got {type(backend).__name__}")
-    validate_config_space(config_space, objective if callable(objective) else None)
     if backend is None or isinstance(backend, RunnerBackend):  # we ship it to the trials
         check_self_contained(objective)
+    validate_config_space(config_space, objective if callable(objective) else None)
+    check_names(config_space, metric)
 
 
 def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
@@ -223,14 +256,44 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
 
 
 def _check_metric_reported(exp: Experiment) -> None:
-    reported = exp.results[exp.metric].notna() if exp.metric in exp.results else None
-    if reported is not None and reported.any():
+    """Raise ``MetricNotReportedError`` with the cause when no trial reported the metric."""
+    column = exp.results[exp.metric] if exp.metric in exp.results else None
+    if column is not None and column.notna().any():
         return
-    done = exp.trials[exp.trials["status"] != STOPPED]["trial_id"].tolist()
+    raise MetricNotReportedError(
+        _why_nothing_was_reported(exp, column)
+        + f" Results are in {exp.path}")
+
+
+def _why_nothing_was_reported(exp: Experiment, column) -> str:
+    statuses = exp.trials["status"].tolist()
+    ids = exp.trials["trial_id"].tolist()
+    if statuses and all(s == FAILED for s in statuses):
+        last = exp.trials["error"].iloc[-1] or "(no error output)"
+        hint = ""
+        if "NameError" in last or "ModuleNotFoundError" in last:
+            hint = ("\nEach trial runs the objective on its own, without the notebook's or "
+                    "script's other names: put imports and helper functions inside the "
+                    "objective, or into a package the trials can import.")
+        return f"every trial failed ({len(ids)}), so none reported '{exp.metric}'. The " \
+               f"last error:\n{last}{hint}\n"
+    if statuses and all(s == TIMEOUT for s in statuses):
+        return (f"every trial ran past max_trial_time={exp.settings.get('max_trial_time')} s "
+                f"before reporting '{exp.metric}'; allow more time per trial.")
+    if statuses and all(s in CUT_SHORT for s in statuses):
+        return (f"the budget ran out before any trial reported '{exp.metric}' (wall-clock "
+                f"{exp.wallclock:.1f} s); give a larger max_wallclock_time.")
+    if statuses and all(s == DIVERGED for s in statuses):
+        return (f"every trial diverged: '{exp.metric}' was NaN or infinite from its first "
+                "report; try smaller learning rates.")
+    if column is not None:  # reported, but never as a number
+        return (f"the trials reported '{exp.metric}', but never as a number (it was "
+                f"written as null): report a Python float, e.g. {exp.metric}=float(value) "
+                "for a tensor or numpy value.")
+    done = [i for i, s in zip(ids, statuses) if s != STOPPED]
     other = sorted(c for c in exp.results.columns
                    if c not in ("trial_id", "time", "worker_time", exp.metric))
-    raise MetricNotReportedError(
-        f"no trial reported '{exp.metric}' (trials {done}); "
-        + (f"they reported only {other}. " if other else "they reported nothing. ")
-        + f"Call Reporter()({exp.metric}=...) in the objective, or pass metric= the name it "
-        f"reports. Results are in {exp.path}")
+    return (f"no trial reported '{exp.metric}' (trials {done}); "
+            + (f"they reported only {other}. " if other else "they reported nothing. ")
+            + f"Call Reporter()({exp.metric}=...) in the objective, or pass metric= the name "
+            "it reports.")

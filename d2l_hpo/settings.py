@@ -13,18 +13,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syne_tune.config_space import Domain
+import numpy as np
+from syne_tune.config_space import Categorical, Domain
 
 # Seconds the tuner waits between looks at its busy workers when nothing wakes it
 # earlier (Syne Tune's default is 5 s, see d2l_hpo.tuner)
 POLL_INTERVAL = 0.05
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME_LENGTH = 120  # a folder name (file systems allow 255 bytes)
+
+
+def default_name(objective_name: str, stamp: str) -> str:
+    """A valid experiment name from a function's name (``<lambda>``, ``λfit``, ...)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", objective_name.replace("_", "-")).strip("-._")
+    return f"{(base or 'objective')[:MAX_NAME_LENGTH - len(stamp) - 1]}-{stamp}"
+
+
+def objective_code(objective) -> str | None:
+    """A fingerprint of a function's code and defaults: a resume can tell when the
+    objective changed (None for what is not a plain function)."""
+    code = getattr(objective, "__code__", None)
+    if code is None:
+        return None
+    import hashlib
+    import marshal
+
+    blob = marshal.dumps(code) + repr(getattr(objective, "__defaults__", None)).encode()
+    return hashlib.md5(blob).hexdigest()
 
 
 def usable_cores() -> int:
@@ -37,6 +59,25 @@ def usable_cores() -> int:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(value):
+    """A numpy integer as the int it holds; anything else (bools included) unchanged."""
+    if isinstance(value, np.integer) and not isinstance(value, np.bool_):
+        return int(value)
+    return value
+
+
+def _number(value):
+    """A numpy integer or float as the Python number it holds; anything else unchanged."""
+    if isinstance(value, (np.integer, np.floating)) and not isinstance(value, np.bool_):
+        return value.item()
+    return value
+
+
+def _is_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 \
+        and math.isfinite(value)
 
 
 @dataclass
@@ -58,10 +99,19 @@ class RunSettings:
     poll_interval: float = POLL_INTERVAL
     config_columns: list[str] = field(default_factory=list)  # the searched keys
     constants: dict[str, Any] = field(default_factory=dict)  # the space's fixed values
+    # searched keys whose values are all strings: read back as strings ("007" stays "007")
+    string_columns: list[str] = field(default_factory=list)
     initial_config: dict[str, Any] | None = None
+    objective_code: str | None = None  # a fingerprint of the objective's code
 
     def __post_init__(self):
-        """Raise an error naming the first setting that cannot work, with its value."""
+        """Raise an error naming the first setting that cannot work, with its value.
+        (numpy integers and floats are taken as the numbers they hold; bools are not
+        numbers here.)"""
+        for label in ("n_workers", "max_num_trials", "max_failures", "seed"):
+            setattr(self, label, _integer(getattr(self, label)))
+        for label in ("max_wallclock_time", "max_trial_time"):
+            setattr(self, label, _number(getattr(self, label)))
         if not _is_int(self.n_workers) or self.n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {self.n_workers!r}")
         if self.scheduling not in ("async", "sync"):
@@ -76,7 +126,7 @@ class RunSettings:
                 "give a budget: max_wallclock_time (seconds), max_num_trials, or both")
         for label in ("max_wallclock_time", "max_trial_time"):
             value = getattr(self, label)
-            if value is not None and (not isinstance(value, (int, float)) or not value > 0):
+            if value is not None and not _is_seconds(value):
                 raise ValueError(f"{label} must be a number of seconds > 0, got {value!r}")
         if self.max_num_trials is not None and (
                 not _is_int(self.max_num_trials) or self.max_num_trials < 1):
@@ -84,16 +134,26 @@ class RunSettings:
                 f"max_num_trials must be an integer >= 1, got {self.max_num_trials!r}")
         if not _is_int(self.max_failures) or self.max_failures < 0:
             raise ValueError(f"max_failures must be an integer >= 0, got {self.max_failures!r}")
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2**32):
+            raise ValueError(
+                f"seed must be None or an integer from 0 to 2**32 - 1, got {self.seed!r}")
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(
-                f"name {self.name!r} may hold only letters, digits, '.', '_' and '-'")
+                f"name {self.name!r} must start with a letter or digit and hold only "
+                "letters, digits, '.', '_' and '-'")
+        if len(self.name) > MAX_NAME_LENGTH:
+            raise ValueError(f"name is {len(self.name)} characters long; the most is "
+                             f"{MAX_NAME_LENGTH}: {self.name[:40]}...")
 
     @staticmethod
     def space_fields(config_space: dict[str, Any]) -> dict[str, Any]:
-        """``config_columns`` and ``constants`` of a config space."""
+        """``config_columns``, ``constants`` and ``string_columns`` of a config space."""
         return {"config_columns": [k for k, v in config_space.items() if isinstance(v, Domain)],
                 "constants": {k: v for k, v in config_space.items()
-                              if not isinstance(v, Domain)}}
+                              if not isinstance(v, Domain)},
+                "string_columns": [k for k, v in config_space.items()
+                                   if isinstance(v, Categorical)
+                                   and all(isinstance(c, str) for c in v.categories)]}
 
 
 @dataclass

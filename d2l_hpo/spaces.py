@@ -62,6 +62,11 @@ def choice(categories) -> Categorical:
     categories = list(categories)
     if not categories:
         raise ConfigSpaceError("choice([]): give at least one value")
+    kinds = sorted({type(c).__name__ for c in categories})
+    if len(kinds) > 1:  # Syne Tune asserts this, with a bare AssertionError
+        raise ConfigSpaceError(
+            f"choice({categories!r}): Syne Tune needs values of one type, got {kinds}; "
+            "write them all as one type (e.g. floats: 1.0, 2.5)")
     return _st.choice(categories)
 
 
@@ -223,4 +228,15 @@ def validate_config(config: dict[str, Any], config_space: dict[str, Any],
             raise ConfigSpaceError(
                 f"{what}: '{name}'={value!r} is not one of {domain.categories}")
     constants = {k: v for k, v in config_space.items() if not isinstance(v, Domain)}
+    changed = [k for k in config if k in constants and config[k] != constants[k]]
+    if changed:
+        raise ConfigSpaceError(
+            f"{what}: '{changed[0]}'={config[changed[0]]!r}, but the config space fixes it "
+            f"to {constants[changed[0]]!r}; leave it out of {what} (or make it a range "
+            "in the space)")
+    missing = [k for k in config_space if k not in config and k not in constants]
+    if missing:
+        raise ConfigSpaceError(
+            f"{what} lacks {missing}: give a value for every searched key of the space "
+            f"({[k for k in config_space if k not in constants]})")
     return {**constants, **config}

@@ -32,6 +32,32 @@ RESULTS_FILE = "results.csv"
 DEFAULT_RESULTS_DIR = "runs"
 TRIAL_COLUMNS = ("trial_id", "status", "start", "end", "worker")  # then the config, then:
 TRIAL_EXTRA_COLUMNS = ("error", "pid", "node")
+RESULT_COLUMNS = ("trial_id", "time", "worker_time")  # then the reported values
+DERIVED_COLUMNS = ("duration",)  # what Experiment adds to the trials, and best_<metric>
+LOCK_FILE = ".owner"  # the process writing the folder: "pid start-time"
+# a reported value whose name the results table uses for its own column keeps this prefix
+REPORTED_PREFIX = "reported_"
+
+
+def check_names(config_keys, metric: str) -> None:
+    """Refuse config keys and a metric whose names the tables use for their own columns
+    (a key ``status`` would otherwise overwrite every trial's status, say)."""
+    reserved = {*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS, *RESULT_COLUMNS, *DERIVED_COLUMNS,
+                f"best_{metric}"}
+    clash = sorted(set(config_keys) & reserved)
+    if clash:
+        raise ValueError(
+            f"the config space uses {clash}, which the experiment's tables use for their "
+            f"own columns; rename them in the space and in the objective (reserved: "
+            f"{', '.join(sorted(reserved))})")
+    if metric in RESULT_COLUMNS:
+        raise ValueError(
+            f"metric={metric!r} is a column the results table fills itself (reserved: "
+            f"{', '.join(RESULT_COLUMNS)}); report the value under another name")
+
+
+class CorruptExperimentError(ValueError):
+    """A file of an experiment folder is damaged; the message names it."""
 
 
 def default_results_dir() -> Path:
@@ -68,10 +94,14 @@ def report_row(trial_id: int, report: dict, t0: float, default_time: float | Non
     """One row of ``results.csv`` from a report as Syne Tune parses it (the reported
     values plus its ``st_`` bookkeeping): seconds since the experiment began (from
     ``default_time``, else the start, for a report without its own time stamp), the
-    values, and ``worker_time`` (seconds since the trial's ``Reporter`` was made)."""
+    values, and ``worker_time`` (seconds since the trial's ``Reporter`` was made). A
+    reported value named like one of the table's own columns is kept as
+    ``reported_<name>``."""
     stamp = report.get("st_worker_timestamp", t0 if default_time is None else default_time)
     row = {"trial_id": trial_id, "time": stamp - t0}
-    row.update({k: v for k, v in report.items() if not k.startswith("st_")})
+    for key, value in report.items():
+        if not key.startswith("st_"):  # a reported "time" must not move the clock
+            row[REPORTED_PREFIX + key if key in RESULT_COLUMNS else key] = value
     row["worker_time"] = report.get("st_worker_time", math.nan)
     return row
 
@@ -87,16 +117,18 @@ def write_tables(path: Path, settings_json: str, trials: list[dict], rows: list[
 
 
 def prepare_folder(results_dir, name: str, resume: bool) -> Path:
-    """The folder of experiment ``name``, created and checked writable; a clear error
-    when it exists and ``resume`` is False, or is missing and ``resume`` is True."""
-    root = Path(results_dir) if results_dir is not None else default_results_dir()
+    """The folder of experiment ``name``, created, checked writable and claimed by this
+    process (``release_folder`` gives it back); a clear error when it exists and
+    ``resume`` is False, is missing and ``resume`` is True, or another live process is
+    writing it."""
+    root = Path(results_dir).expanduser() if results_dir is not None else default_results_dir()
+    for parent in (root, *root.parents):
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(
+                f"results_dir {root} cannot be a folder: {parent} is a file; pass "
+                "results_dir= a folder (it is created if missing)")
     path = root / name
-    exists = (path / EXPERIMENT_FILE).exists()
-    if exists and not resume:
-        raise FileExistsError(
-            f"an experiment named '{name}' already exists in {root}; pass resume=True to "
-            "continue it, or choose another name (name=None picks a fresh one)")
-    if resume and not exists:
+    if resume and not (path / EXPERIMENT_FILE).exists():
         raise FileNotFoundError(
             f"resume=True, but there is no experiment '{name}' in {root} to continue")
     try:
@@ -108,7 +140,59 @@ def prepare_folder(results_dir, name: str, resume: bool) -> Path:
         raise PermissionError(
             f"cannot write results to {path}: {err.strerror}; "
             "pass results_dir= a folder you can write to") from err
+    _claim(path, name)
+    if (path / EXPERIMENT_FILE).exists() and not resume:  # checked once the folder is ours
+        release_folder(path)
+        raise FileExistsError(
+            f"an experiment named '{name}' already exists in {root}; pass resume=True to "
+            "continue it, or choose another name (name=None picks a fresh one)")
     return path
+
+
+def _process_stamp(pid: int) -> str | None:
+    import psutil
+
+    try:
+        return f"{pid} {psutil.Process(pid).create_time():.3f}"
+    except psutil.Error:
+        return None
+
+
+def _claim(path: Path, name: str) -> None:
+    """Create ``path/.owner`` exclusively; a claim whose process is gone is stale."""
+    lock = path / LOCK_FILE
+    mine = _process_stamp(os.getpid())
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = lock.read_text().strip()
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            pid = owner.split(" ")[0]
+            if owner and pid.isdigit() and _process_stamp(int(pid)) == owner:
+                raise FileExistsError(
+                    f"the experiment '{name}' in {path.parent} is being written by another "
+                    f"run (process {pid}"
+                    + (", this one: one search at a time per folder" if int(pid) == os.getpid()
+                       else "") + "); wait for it to end, or choose another name") from None
+            lock.unlink(missing_ok=True)  # stale: its process ended without releasing it
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        return
+    raise FileExistsError(f"could not claim the experiment folder {path}; try again")
+
+
+def release_folder(path: Path) -> None:
+    """Give back the folder ``prepare_folder`` claimed for this process."""
+    lock = Path(path) / LOCK_FILE
+    try:
+        if lock.read_text().strip() == _process_stamp(os.getpid()):
+            lock.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def resolve_experiment_path(name_or_path, results_dir=None, syne_tune: bool = False) -> Path:
@@ -143,9 +227,19 @@ def read_tables(path: Path):
     report is a line) are then read as well, so nothing a trial reported is lost.
     """
     path = Path(path)
-    settings = json.loads((path / EXPERIMENT_FILE).read_text())
-    trials = _read_csv(path / TRIALS_FILE)
-    results = _read_csv(path / RESULTS_FILE)
+    try:
+        settings = json.loads((path / EXPERIMENT_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise CorruptExperimentError(
+            f"{path / EXPERIMENT_FILE} is not valid JSON ({err}); the file was damaged "
+            "or edited by hand") from None
+    if not isinstance(settings, dict) or "config_columns" not in settings:
+        raise CorruptExperimentError(
+            f"{path / EXPERIMENT_FILE} does not hold an experiment's settings "
+            "(no config_columns)")
+    trials = _read_csv(path / TRIALS_FILE, strings=settings.get("string_columns", []),
+                       required=TRIAL_COLUMNS)
+    results = _read_csv(path / RESULTS_FILE, required=RESULT_COLUMNS[:2])
     if not settings.get("finished"):
         trials, results = _recover_from_trial_logs(path, settings, trials, results)
     return settings, trials, results
@@ -166,7 +260,8 @@ def _recover_from_trial_logs(path, settings, trials, results):
         trial_id = int(folder.name)
         if trial_id in abandoned:
             continue
-        reports = retrieve(log_lines=(folder / "std.out").read_text().splitlines())
+        reports = retrieve(log_lines=(folder / "std.out").read_text(
+            errors="replace").splitlines())
         have = int((results["trial_id"] == trial_id).sum()) if len(results) else 0
         new_rows.extend(report_row(trial_id, report, t0) for report in reports[have:])
         if trial_id not in known and (folder / "config.json").exists():
@@ -187,9 +282,29 @@ def _recover_from_trial_logs(path, settings, trials, results):
     return trials, results
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, strings=(), required=()) -> pd.DataFrame:
+    """A table as written: only empty cells are missing (a choice(["nan", "none"]) value
+    stays a string), and the ``strings`` columns are read as strings, empty ones too
+    (so "007" stays "007", not 7). A damaged file is an error that names it."""
     try:
-        # only empty cells are missing: a choice(["nan", "none"]) value stays a string
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        header = pd.read_csv(path, nrows=0).columns
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return pd.DataFrame()
+    except (pd.errors.ParserError, ValueError) as err:
+        raise CorruptExperimentError(
+            f"{path} cannot be read as a table ({str(err).strip()}); the file was damaged "
+            "or edited by hand") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise CorruptExperimentError(
+            f"{path} lacks the columns {missing} (it has {list(header)}); the file was "
+            "damaged or edited by hand")
+    strings = [c for c in strings if c in header]
+    try:
+        return pd.read_csv(path, keep_default_na=False,
+                           na_values={c: [""] for c in header if c not in strings},
+                           dtype={c: str for c in strings})
+    except (pd.errors.ParserError, ValueError) as err:
+        raise CorruptExperimentError(
+            f"{path} cannot be read as a table ({str(err).strip()}); the file was damaged "
+            "or edited by hand") from None

@@ -190,10 +190,10 @@ def test_an_existing_name_is_refused_and_a_closure_is_explained(results_dir):
                           results_dir=results_dir, progress=False)
 
 
-def test_an_unwritable_results_dir_is_refused(tmp_path):
+def test_a_results_dir_that_is_a_file_is_refused(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    with pytest.raises(PermissionError, match="cannot write results"):
+    with pytest.raises(NotADirectoryError, match="file is a file"):
         run_random_search(synthetic_objective, synthetic_space(), n_workers=1,
                           max_num_trials=1, results_dir=blocked)
 

@@ -7,7 +7,8 @@ import pytest
 
 from d2l_hpo.settings import RunSettings, RunState, to_json
 from d2l_hpo.storage import (
-    EXPERIMENT_FILE, prepare_folder, read_tables, report_row, write_atomically, write_tables,
+    EXPERIMENT_FILE, prepare_folder, read_tables, release_folder, report_row, write_atomically,
+    write_tables,
 )
 
 
@@ -50,6 +51,9 @@ def test_a_killed_run_gets_its_reports_back_from_the_trial_logs(tmp_path):
 def test_the_folder_is_claimed_once_and_resumed_only_when_it_exists(tmp_path):
     path = prepare_folder(tmp_path, "a", resume=False)
     write_atomically(path / EXPERIMENT_FILE, "{}")
+    with pytest.raises(FileExistsError, match="being written by another run"):
+        prepare_folder(tmp_path, "a", resume=True)  # claimed until released
+    release_folder(path)
     with pytest.raises(FileExistsError, match="pass resume=True"):
         prepare_folder(tmp_path, "a", resume=False)
     with pytest.raises(FileNotFoundError, match="no experiment 'b'"):

@@ -23,9 +23,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 def check_self_contained(function: Callable) -> None:
     """Raise when ``function`` cannot be shipped to a worker on its own."""
-    code = getattr(function, "__code__", None)
-    if code is None:
-        raise TypeError(f"objective must be a Python function, got {function!r}")
+    if isinstance(function, types.MethodType):
+        raise TypeError(
+            f"objective {function.__qualname__} is a bound method: each trial would call it "
+            "without its object ('missing self'). Define the objective as a top-level "
+            "function and pass what the object holds through the config space")
+    if not isinstance(function, types.FunctionType):
+        raise TypeError(
+            f"objective must be a function defined with def (or a lambda), got "
+            f"{type(function).__name__} {function!r}; a functools.partial or a callable "
+            "object cannot be shipped to the trials: write a top-level function and put "
+            "fixed values into the config space as constants")
+    code = function.__code__
     if code.co_freevars:
         raise ValueError(
             f"objective {function.__name__}() uses variables from an enclosing function "

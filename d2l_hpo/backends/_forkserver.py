@@ -12,6 +12,9 @@ its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit``, an
 then a byte to the pipe ``NOTIFY_FD``, which wakes the tuner up (instead of it
 finding out at its next poll).
 
+Each trial leads a process group of its own; when it ends, whatever it left running
+in that group (a ``subprocess.Popen`` it never waited for, say) is killed.
+
 The server dies with the tuner (``PR_SET_PDEATHSIG``), and its children die with it.
 """
 
@@ -39,6 +42,7 @@ def _preload(threads: str, modules: list[str]) -> None:
 def _child(request: dict, wakeup_r: int, notify: int) -> None:
     """In the forked child: become the trial process, run it, never return."""
     try:
+        _own_group(0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.close(wakeup_r)
@@ -67,6 +71,24 @@ def _child(request: dict, wakeup_r: int, notify: int) -> None:
     except BaseException:
         traceback.print_exc()
     os._exit(1)
+
+
+def _own_group(pid: int) -> None:
+    """Make the trial ``pid`` (0: this process) the leader of a process group of its
+    own, so that whatever it starts can be found and killed when it ends."""
+    try:
+        os.setpgid(pid, 0)
+    except OSError:  # done already by the other side of the fork
+        pass
+
+
+def kill_group(pid: int) -> None:
+    """Kill what is left of the process group of the trial ``pid`` (its children,
+    and theirs, that did not start a session of their own)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _notify(fd: int) -> None:
@@ -105,6 +127,7 @@ def main() -> None:
                 break
             folder = trial_dirs.pop(pid, None)
             if folder is not None:
+                kill_group(pid)  # e.g. a Popen(["sleep", ...]) the trial left running
                 write_atomically(Path(folder) / "exit", str(os.waitstatus_to_exitcode(status)))
                 _notify(notify)
         if requests in ready:
@@ -121,6 +144,7 @@ def main() -> None:
                 pid = os.fork()
                 if pid == 0:
                     _child(request, wakeup_r, notify)
+                _own_group(pid)  # both sides: the group exists whichever runs first
                 trial_dirs[pid] = request["trial_dir"]
                 sys.stdout.write(f"{pid}\n")
                 sys.stdout.flush()

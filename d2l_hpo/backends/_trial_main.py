@@ -37,6 +37,8 @@ def main() -> None:
         _run_trial()
     except SystemExit as stop:  # sys.exit(n) inside the objective keeps its code
         code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        if code and not isinstance(stop.code, int):  # sys.exit("why"): keep the why
+            print(f"SystemExit: {stop.code}", file=sys.stderr)
     except BaseException:
         traceback.print_exc()
         code = 1

@@ -20,19 +20,23 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from syne_tune.backend import PythonBackend
 from syne_tune.backend.python_backend.python_backend import file_md5
 from syne_tune.backend.local_backend import LocalBackend
-from syne_tune.constants import ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG
+from syne_tune.backend.trial_status import Status
+from syne_tune.constants import (ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG, ST_METRIC_TAG,
+                                  ST_WORKER_TIMESTAMP)
 from syne_tune.util import dump_json_with_numpy
 
 from d2l_hpo.backends._common import detached_copy, imported_modules
 from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
+REPORT_MARK = f"[{ST_METRIC_TAG}]: ".encode()
 
 
 def count_gpus() -> int:
@@ -66,12 +70,53 @@ class _ForkedTrial:
 
     def kill(self):
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            os.killpg(self.pid, signal.SIGKILL)  # the trial leads its own group
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def __getstate__(self):  # the Tuner pickles the backend, and us with it
         return {**self.__dict__, "server": None}
+
+
+class _ReportReader:
+    """Syne Tune's reports in a growing log file, parsed once each."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.partial = path, 0, b""
+        self.reports: list[dict] = []
+        self.malformed = 0
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return self.reports
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        for line in lines:
+            at = line.find(REPORT_MARK)
+            if at < 0:
+                continue
+            try:
+                report = json.loads(line[at + len(REPORT_MARK):].decode("utf-8", "replace"))
+            except ValueError:
+                report = None
+            if isinstance(report, dict) and isinstance(report.get(ST_WORKER_TIMESTAMP),
+                                                       (int, float)):
+                self.reports.append(report)
+            else:
+                self.malformed += 1
+        return self.reports
+
+
+def _read_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readlines()
 
 
 def _alive(pid: int) -> bool:
@@ -111,6 +156,8 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self._server: subprocess.Popen | None = None
         self._notify: int | None = None  # read end of the fork server's wake-up pipe
         self._launched: dict[int, float] = {}  # trial id -> when _schedule began
+        self._read: dict[int, _ReportReader] = {}  # trial id -> its reports read so far
+        self._cleaned: set[int] = set()  # ended trials whose process group was killed
 
     def bind_objective(self, objective: Callable, config_space: dict[str, Any],
              first_trial_id: int = 0) -> None:
@@ -119,6 +166,7 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self.config_space = config_space
         self.preload = imported_modules(objective)
         self.first_trial_id = int(first_trial_id)
+        self._function_saved = False  # the next trial writes it (a resume: over the old)
 
     def __getstate__(self):
         return {**self.__dict__, "_server": None, "_notify": None}
@@ -164,7 +212,11 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         (``run_random_search`` calls this before the experiment's clock starts)."""
         if self.warm_start:
             self.start_server()
-            self._wait_until_ready()
+            try:
+                self._wait_until_ready()
+            except BaseException:  # Ctrl-C while it imports: no server left behind
+                self.stop_server()
+                raise
 
     def _wait_until_ready(self):
         if not self._server_ready:
@@ -186,15 +238,20 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
     def stop_server(self) -> None:
         if self._server is not None:
             try:
+                if not self._server_ready:  # still importing: it would not read its input
+                    raise OSError
                 self._server.stdin.close()  # it exits when its input ends
                 self._server.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self._server.kill()
+                self._server.wait()
             self._server = None
         self._close_notify()
 
     def stop_all(self):
         super().stop_all()
+        for trial_id in list(self.trial_subprocess):  # what cold trials left running
+            self._kill_leftovers(trial_id)
         self.stop_server()
 
     def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
@@ -217,6 +274,58 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         except (OSError, ValueError):
             return None
 
+    def stdout(self, trial_id: int) -> list[str]:
+        """The trial's output lines (bytes that are not UTF-8 read as U+FFFD)."""
+        return _read_lines(self.trial_path(trial_id) / "std.out")
+
+    def stderr(self, trial_id: int) -> list[str]:
+        """The trial's error output lines (bytes that are not UTF-8 read as U+FFFD)."""
+        return _read_lines(self.trial_path(trial_id) / "std.err")
+
+    def reports(self, trial_id: int) -> list[dict]:
+        """The trial's reports so far, read from the new part of its ``std.out`` only (a
+        trial that prints a lot costs the tuner nothing on later polls). A line that
+        imitates a report but is not one (not JSON, no time stamp) is skipped and
+        counted in ``malformed_reports``."""
+        reader = self._read.get(trial_id)
+        if reader is None:
+            reader = self._read[trial_id] = _ReportReader(self.trial_path(trial_id) / "std.out")
+        return reader.read()
+
+    def malformed_reports(self, trial_id: int) -> int:
+        reader = self._read.get(trial_id)
+        return reader.malformed if reader is not None else 0
+
+    def _all_trial_results(self, trial_ids):
+        # LocalBackend's, with the reports read by self.reports (new bytes only; bytes
+        # that are not UTF-8 and lines that only look like reports do not end the run)
+        results = []
+        for trial_id in trial_ids:
+            status = self._read_status(trial_id)
+            if status != Status.in_progress:
+                self._deallocate_gpu(trial_id)
+                self._kill_leftovers(trial_id)
+            if (self.trial_path(trial_id) / "end").exists():
+                end = self._read_time_stamp(trial_id=trial_id, name="end")
+            else:
+                end = datetime.now()
+                if self._is_process_done(trial_id=trial_id):
+                    self._write_time_stamp(trial_id=trial_id, name="end")
+            results.append(self._trial_dict[trial_id].add_results(
+                metrics=list(self.reports(trial_id)), status=status, training_end_time=end))
+        return results
+
+    def _kill_leftovers(self, trial_id: int) -> None:
+        """Once a trial has ended, kill what it left running in its process group (a
+        forked trial's group is killed by the fork server already)."""
+        process = self.trial_subprocess.get(trial_id)
+        if isinstance(process, subprocess.Popen) and trial_id not in self._cleaned:
+            self._cleaned.add(trial_id)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def trial_placement(self, trial_id: int) -> Placement:
         process = self.trial_subprocess.get(trial_id)
         return Placement(node=LOCAL_NODE, pid=getattr(process, "pid", None),
@@ -226,8 +335,9 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         # what PythonBackend._schedule and LocalBackend._schedule do, with the
         # process started by the fork server
         self._launched[trial_id] = time.time()
-        if not (self.tune_function_path / "tune_function.dill").exists():
+        if not self._function_saved:  # the objective bound now, never an earlier run's
             self.save_tune_function(self.tune_function)
+            self._function_saved = True
         config = {**config, "_d2l_hpo": {"threads": self.threads_per_trial},
                   "tune_function_root": str(self.tune_function_path),
                   "tune_function_hash": file_md5(str(self.tune_function_path /
@@ -246,7 +356,8 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         process = self._fork(argv, trial_dir, env) if self.warm_start else None
         if process is None:
             with open(trial_dir / "std.out", "a") as out, open(trial_dir / "std.err", "a") as err:
-                process = subprocess.Popen([self.binary, *argv], stdout=out, stderr=err, env=env)
+                process = subprocess.Popen([self.binary, *argv], stdout=out, stderr=err, env=env,
+                                           start_new_session=True)  # a group of its own
         self.trial_subprocess[trial_id] = process
         self._busy_trial_id_candidates.add(trial_id)
 
