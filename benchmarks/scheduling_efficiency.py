@@ -36,16 +36,17 @@ from syne_tune.config_space import uniform  # noqa: E402
 from d2l_hpo import ideal_makespan, run_random_search, sample_configs  # noqa: E402
 
 N_WORKERS, N_TRIALS, SEED = 4, 20, 0
-SPACE = {"duration": uniform(1.0, 8.0)}
+SPACE = {"seconds": uniform(1.0, 8.0)}
 
 
-def sleep_trial(duration: float):
-    """Sleeps its duration, reports once (Syne Tune objective)."""
+def sleep_trial(seconds: float):
+    """Sleeps that many seconds, reports once (Syne Tune objective). (Not `duration`:
+    run_random_search's trials table has a column of that name.)"""
     import time
 
     from syne_tune import Reporter
-    time.sleep(duration)
-    Reporter()(validation_error=duration)
+    time.sleep(seconds)
+    Reporter()(validation_error=seconds)
 
 
 # --- the systems: each runs the given durations in order and returns the call time ----
@@ -54,7 +55,7 @@ def syne_tune_defaults(durations, scheduling, folder):
     from syne_tune.optimizer.baselines import RandomSearch
 
     scheduler = RandomSearch(SPACE, metrics=["validation_error"], do_minimize=True,
-                             points_to_evaluate=[{"duration": d} for d in durations])
+                             points_to_evaluate=[{"seconds": d} for d in durations])
     start = time.perf_counter()
     run_syne_tune_defaults(sleep_trial, SPACE, scheduler,
                            StoppingCriterion(max_num_trials_completed=len(durations)),
@@ -81,11 +82,11 @@ def ray_tune(durations, scheduling, folder):
     from ray import tune
 
     def trainable(config):
-        time.sleep(config["duration"])
-        tune.report({"validation_error": config["duration"]})
+        time.sleep(config["seconds"])
+        tune.report({"validation_error": config["seconds"]})
 
     tuner = tune.Tuner(trainable,
-                       param_space={"duration": tune.grid_search(list(durations))},
+                       param_space={"seconds": tune.grid_search(list(durations))},
                        tune_config=tune.TuneConfig(max_concurrent_trials=N_WORKERS),
                        run_config=tune.RunConfig(storage_path=folder, verbose=0))
     start = time.perf_counter()
@@ -103,7 +104,7 @@ def _optuna_study(storage=None, name="b1"):
 
 
 def _optuna_objective(trial):
-    duration = trial.suggest_float("duration", 0.0, 10.0)  # the enqueued values
+    duration = trial.suggest_float("seconds", 0.0, 10.0)  # the enqueued values
     time.sleep(duration)
     return duration
 
@@ -111,7 +112,7 @@ def _optuna_objective(trial):
 def optuna_threads(durations, scheduling, folder):
     study = _optuna_study()
     for d in durations:
-        study.enqueue_trial({"duration": d})
+        study.enqueue_trial({"seconds": d})
     start = time.perf_counter()
     study.optimize(_optuna_objective, n_trials=len(durations), n_jobs=N_WORKERS)
     return time.perf_counter() - start
@@ -133,7 +134,7 @@ def optuna_processes(durations, scheduling, folder):
     path = f"{folder}/optuna-{time.time_ns()}.log"
     study = _optuna_study(JournalStorage(JournalFileBackend(path)))
     for d in durations:
-        study.enqueue_trial({"duration": d})
+        study.enqueue_trial({"seconds": d})
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_optuna_worker, args=(path, len(durations)))
                for _ in range(N_WORKERS)]
@@ -166,12 +167,12 @@ def main():
     global SPACE
     warnings.filterwarnings("ignore")
     logging.getLogger("syne_tune").setLevel(logging.ERROR)
-    durations = [c["duration"] for c in sample_configs(SPACE, N_TRIALS, SEED)]
+    durations = [c["seconds"] for c in sample_configs(SPACE, N_TRIALS, SEED)]
     systems, repeats = SYSTEMS, args.repeats
     if args.quick:
         durations, repeats = [0.2 + (d - 1.0) / 8.75 for d in durations[:8]], 1
         systems = SYSTEMS[1:]
-        SPACE = {"duration": uniform(0.2, 1.0)}
+        SPACE = {"seconds": uniform(0.2, 1.0)}
     import ray
 
     from d2l_hpo.backends._ray_cluster import start_local
