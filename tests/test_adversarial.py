@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,10 +216,11 @@ def test_numpy_integers_work_as_settings_and_are_stored_as_json(results_dir):
 
 
 def test_results_dir_with_a_tilde_or_a_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
     exp = quick(first_version, "~/my-runs", name="home")
-    assert exp.path == tmp_path / "my-runs" / "home"
-    assert not Path("~").exists()
+    assert exp.path == tmp_path / "home" / "my-runs" / "home"
+    assert not (tmp_path / "~").exists()  # not a folder named "~" here
     (tmp_path / "a-file").write_text("")
     with pytest.raises(NotADirectoryError, match="a-file is a file"):
         quick(first_version, tmp_path / "a-file" / "runs")
