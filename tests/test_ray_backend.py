@@ -5,8 +5,10 @@ notes). The cluster is started once for this module and shut down at its end, an
 the last test checks that no Ray process is left behind.
 """
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -61,10 +63,20 @@ def still_running(pids: dict[int, str]) -> list[str]:
 @pytest.fixture(scope="module")
 def cluster():
     local_only()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": NODE_CPUS["head"], "include_dashboard": False})
-    for name in ("a", "b"):
-        cluster.add_node(num_cpus=NODE_CPUS[name])
+    # the nodes' workers can import the tests' helper modules (chatty_module)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent)] + ([saved] if saved else []))
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": NODE_CPUS["head"], "include_dashboard": False})
+        for name in ("a", "b"):
+            cluster.add_node(num_cpus=NODE_CPUS[name])
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     yield cluster
@@ -304,6 +316,60 @@ def test_bad_settings_fail_before_any_work(cluster):
         RayBackend(address="auto", cpus_per_trial=3).connect()
     with pytest.raises(ValueError, match="GPUs"):
         RayBackend(address="auto", gpus_per_trial=1).connect()
+
+
+def logging_objective(x: float):
+    import logging
+
+    import chatty_module  # gives its logger a handler when first imported
+    from syne_tune import Reporter  # importing Syne Tune gives the root logger a handler
+
+    logging.warning(f"root handler made at import: x={x}")
+    chatty_module.logger.info(f"chatty handler made at import: x={x}")
+    # a root handler of the trial's own, replacing the one made at import
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    logging.getLogger("user.code").info(f"handler the trial added: x={x}")
+    Reporter()(score=x)
+
+
+def test_each_trial_logs_to_its_own_files_and_leaves_no_handler(cluster, tmp_path):
+    # trials one after the other: Ray gives later ones the worker an earlier one used
+    backend = RayBackend(address="auto")
+    exp = run_random_search(logging_objective, {"x": uniform(0, 1)}, n_workers=1,
+                            max_num_trials=5, metric="score", backend=backend, seed=0,
+                            results_dir=tmp_path, name="logs", progress=False)
+    assert exp.trials["status"].tolist() == ["completed"] * 5
+    pids = [backend.placement(i)["pid"] for i in exp.trials["trial_id"]]
+    assert len(set(pids)) < len(pids), f"no worker ran two trials: {pids}"
+    for trial_id, x in zip(exp.trials["trial_id"], exp.trials["x"]):
+        err = (backend.trial_path(trial_id) / "std.err").read_text()
+        lines = [line for line in err.splitlines() if "x=" in line]
+        assert len(lines) == 3 and all(line.endswith(f"x={x}") for line in lines), err
+        for kind in ("root handler made at import", "chatty handler made at import",
+                     "handler the trial added"):
+            assert any(kind in line for line in lines), (kind, err)
+
+
+def writes_bytes(x: float):
+    import sys
+
+    from syne_tune import Reporter
+
+    sys.stdout.buffer.write(b"caf\xe9 \xff not UTF-8\n")
+    sys.stderr.buffer.write(b"\xfe on stderr too\n")
+    Reporter()(score=x)
+
+
+def test_bytes_that_are_not_utf8_are_kept_with_replacement(cluster, tmp_path):
+    backend = RayBackend(address="auto")
+    backend.bind_objective(writes_bytes, {"x": uniform(0, 1)})
+    backend.set_path(results_root=str(tmp_path))
+    backend.start_trial({"x": 0.5})
+    status = wait_for(backend, [0], {Status.completed, Status.failed})
+    assert status[0][1] == Status.completed, backend.stderr(0)
+    assert "caf\ufffd \ufffd not UTF-8\n" in backend.stdout(0)
+    assert "\ufffd on stderr too\n" in backend.stderr(0)
+    assert [r["score"] for r in retrieve(backend.stdout(0))] == [0.5]
 
 
 def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, tmp_path):

@@ -103,6 +103,34 @@ def call_objective(objective: Callable, config: dict[str, Any]):
     return objective(**config)
 
 
+def check_gpu_settings(num_gpus_per_trial: Any, gpus_to_use: Any) -> None:
+    """Raise for GPU settings Syne Tune's ``LocalBackend`` would take and then trip on."""
+    if isinstance(num_gpus_per_trial, bool) or not isinstance(num_gpus_per_trial, int) \
+            or num_gpus_per_trial < 1:
+        raise ValueError(f"num_gpus_per_trial must be an integer >= 1, got {num_gpus_per_trial!r}")
+    if gpus_to_use is not None:
+        if isinstance(gpus_to_use, (str, bytes)) or not hasattr(gpus_to_use, "__iter__"):
+            raise ValueError(f"gpus_to_use must be a list of GPU indices, got {gpus_to_use!r}")
+        gpus = list(gpus_to_use)
+        if not gpus or any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpus):
+            raise ValueError(f"gpus_to_use must be a non-empty list of GPU indices >= 0, "
+                             f"got {gpus_to_use!r}")
+        if len(set(gpus)) != len(gpus):
+            raise ValueError(f"gpus_to_use lists a GPU twice: {gpus_to_use!r}")
+
+
+def copy_checkpoint_folder(source, target) -> None:
+    """Make ``target`` a copy of the checkpoint folder ``source`` (empty when ``source``
+    does not exist: the trial saved nothing)."""
+    import shutil
+
+    shutil.rmtree(target, ignore_errors=True)
+    if os.path.isdir(source):
+        shutil.copytree(source, target)
+    else:
+        os.makedirs(target, exist_ok=True)
+
+
 def die_with_parent() -> None:
     """Linux: be killed when the tuner dies, even by kill -9, so no trial outlives it."""
     try:

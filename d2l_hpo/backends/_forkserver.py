@@ -8,8 +8,9 @@ child's pid. The child is a fresh copy of this process, never of an earlier tria
 it gets new random seeds, its own thread count, GPU and environment, its output
 goes to the trial's ``std.out``/``std.err``, and it runs the trial exactly as a
 newly started ``_trial_main.py`` would. A trial that crashes or hangs takes down only
-its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit``, and
-then a byte to the pipe ``NOTIFY_FD``, which wakes the tuner up (instead of it
+its own process. When a child ends, its exit code goes to ``TRIAL_DIR/exit-PID``
+(one record per process: a trial paused and resumed runs as a second process in the
+same folder), and then a byte to the pipe ``NOTIFY_FD``, which wakes the tuner up (instead of it
 finding out at its next poll).
 
 Each trial leads a process group of its own; when it ends, whatever it left running
@@ -128,7 +129,7 @@ def main() -> None:
             folder = trial_dirs.pop(pid, None)
             if folder is not None:
                 kill_group(pid)  # e.g. a Popen(["sleep", ...]) the trial left running
-                write_atomically(Path(folder) / "exit", str(os.waitstatus_to_exitcode(status)))
+                write_atomically(Path(folder) / f"exit-{pid}", str(os.waitstatus_to_exitcode(status)))
                 _notify(notify)
         if requests in ready:
             data = os.read(requests, 65536)

@@ -8,6 +8,7 @@ worker processes (and the head node, for the collector).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import time
@@ -22,10 +23,11 @@ from d2l_hpo.backends._common import call_objective, fresh_state
 class _Forward(io.TextIOBase):
     """A text stream that sends whole lines of one trial to the collector actor."""
 
-    def __init__(self, collector, token: str, trial_id: int, attempt: int, stream: str):
+    def __init__(self, collector, token: str, trial_id: int, run: int, stream: str):
         super().__init__()
-        self.collector, self.key = collector, (token, trial_id, attempt, stream)
+        self.collector, self.key = collector, (token, trial_id, run, stream)
         self.pending = ""
+        self.buffer = _Bytes(self)  # sys.stdout.buffer.write(b"...") works too
 
     def writable(self):
         return True
@@ -55,19 +57,81 @@ class _Forward(io.TextIOBase):
             self.pending = ""
 
 
-def run_trial(token: str, trial_id: int, attempt: int, blob: bytes, config: dict,
-              collector, threads: int) -> bool:
-    """Body of the Ray task of one trial; True when the objective returned normally."""
+class _Bytes(io.RawIOBase):
+    """The ``buffer`` of a ``_Forward``: bytes, decoded as UTF-8 (others as U+FFFD)."""
+
+    def __init__(self, text: _Forward):
+        super().__init__()
+        self.text = text
+
+    def writable(self):
+        return True
+
+    def write(self, data) -> int:
+        self.text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+
+def _route_logging(real: tuple, trial: tuple):
+    """For the length of one trial, logging handlers that write to the worker's own
+    stdout/stderr (made when a module was imported, say) write to the trial's.
+    Returns what undoes it: those handlers write to the worker's streams again,
+    handlers the trial added to existing loggers (``logging.basicConfig``, say) are
+    removed, those it removed put back, and the loggers' levels restored, so the next trial on this reused worker
+    starts with the worker's logging as it was. Handlers of loggers made during the
+    trial (a module it imported first) stay, writing to the worker's streams, to be
+    routed to each later trial in turn."""
+    def loggers():
+        found = {"": logging.getLogger()}
+        for name, logger in list(logging.Logger.manager.loggerDict.items()):
+            if isinstance(logger, logging.Logger) and name.split(".")[0] != "ray":
+                found[name] = logger
+        return found
+
+    def reroute(streams_from, streams_to):
+        for logger in loggers().values():
+            for handler in logger.handlers:
+                stream = getattr(handler, "stream", None)
+                if type(handler) is logging.StreamHandler and stream in streams_from:
+                    handler.setStream(streams_to[streams_from.index(stream) % 2])
+
+    before = {name: (list(logger.handlers), logger.level)
+              for name, logger in loggers().items()}
+    reroute(real, trial)
+
+    def undo():
+        for name, logger in loggers().items():
+            if name in before:  # its handlers and level as they were
+                handlers, level = before[name]
+                for handler in logger.handlers[:]:
+                    if handler not in handlers:
+                        logger.removeHandler(handler)
+                        handler.close()
+                for handler in handlers:  # removed by basicConfig(force=True), say
+                    logger.addHandler(handler)
+                logger.setLevel(level)
+        reroute(trial, real)
+    return undo
+
+
+def run_trial(token: str, trial_id: int, run: int, blob: bytes, config: dict,
+              collector, threads: int, checkpoint_dir: str) -> bool:
+    """Body of the Ray task of one trial (its ``run``-th task: a resumed trial has
+    several); True when the objective returned normally."""
     import dill
 
     context = ray.get_runtime_context()
-    ray.get(collector.start.remote(token, trial_id, attempt, {
+    ray.get(collector.start.remote(token, trial_id, run, {
         "node": context.get_node_id(), "worker": context.get_worker_id(),
         "pid": os.getpid(), "host": os.uname().nodename, "time": time.time()}))
-    saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd()
-    out = _Forward(collector, token, trial_id, attempt, "out")
-    err = _Forward(collector, token, trial_id, attempt, "err")
+    saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd(), sys.argv
+    out = _Forward(collector, token, trial_id, run, "out")
+    err = _Forward(collector, token, trial_id, run, "err")
+    undo_logging = _route_logging(
+        (saved[0], saved[1], sys.__stdout__, sys.__stderr__), (out, err))
     sys.stdout, sys.stderr = out, err
+    # where the trial saves and finds its checkpoint, as Syne Tune passes it
+    sys.argv = ["objective", "--st_checkpoint_dir", checkpoint_dir]
     ok = False
     try:
         fresh_state(threads)
@@ -82,13 +146,14 @@ def run_trial(token: str, trial_id: int, attempt: int, blob: bytes, config: dict
     finally:
         out.flush()
         err.flush()
-        sys.stdout, sys.stderr = saved[0], saved[1]
+        undo_logging()
+        sys.stdout, sys.stderr, sys.argv = saved[0], saved[1], saved[4]
         os.environ.clear()
         os.environ.update(saved[2])
         os.chdir(saved[3])
         # waiting for this call means every line sent before it has arrived too
         # (Ray runs one caller's calls to an actor in order)
-        ray.get(collector.end.remote(token, trial_id, attempt, time.time(), ok))
+        ray.get(collector.end.remote(token, trial_id, run, time.time(), ok))
     return ok
 
 
@@ -111,14 +176,14 @@ class Collector:
     def __init__(self):
         self.events: dict[str, list[tuple]] = {}
 
-    def start(self, token, trial_id, attempt, placement):
-        self.events.setdefault(token, []).append(("start", trial_id, attempt, placement))
+    def start(self, token, trial_id, run, placement):
+        self.events.setdefault(token, []).append(("start", trial_id, run, placement))
 
-    def text(self, token, trial_id, attempt, stream, text):
-        self.events.setdefault(token, []).append(("text", trial_id, attempt, (stream, text)))
+    def text(self, token, trial_id, run, stream, text):
+        self.events.setdefault(token, []).append(("text", trial_id, run, (stream, text)))
 
-    def end(self, token, trial_id, attempt, timestamp, ok):
-        self.events.setdefault(token, []).append(("end", trial_id, attempt, (timestamp, ok)))
+    def end(self, token, trial_id, run, timestamp, ok):
+        self.events.setdefault(token, []).append(("end", trial_id, run, (timestamp, ok)))
 
     def drain(self, token) -> list[tuple]:
         return self.events.pop(token, [])

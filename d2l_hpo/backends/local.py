@@ -32,7 +32,8 @@ from syne_tune.constants import (ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG, ST
                                   ST_WORKER_TIMESTAMP)
 from syne_tune.util import dump_json_with_numpy
 
-from d2l_hpo.backends._common import detached_copy, imported_modules
+from d2l_hpo.backends._common import (check_gpu_settings, copy_checkpoint_folder,
+                                     detached_copy, imported_modules)
 from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
@@ -52,7 +53,8 @@ def count_gpus() -> int:
 
 class _ForkedTrial:
     """What LocalBackend needs of a trial's process (``pid``, ``poll``, ``kill``), for a
-    process forked by the fork server, which writes its exit code to ``exit``."""
+    process forked by the fork server, which writes its exit code to ``exit-PID`` (a
+    resumed trial's new process never reads the exit code of the one it replaces)."""
 
     def __init__(self, pid: int, trial_dir: Path, server: subprocess.Popen):
         self.pid, self.trial_dir, self.server = pid, trial_dir, server
@@ -60,7 +62,7 @@ class _ForkedTrial:
 
     def poll(self):
         if self.returncode is None:
-            exit_file = self.trial_dir / "exit"
+            exit_file = self.trial_dir / f"exit-{self.pid}"
             if exit_file.exists():
                 self.returncode = int(exit_file.read_text())
             elif self.server is not None and self.server.poll() is not None \
@@ -140,14 +142,24 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         imports; False starts a new interpreter per trial; default True
     :param first_trial_id: the id of the first trial (a resumed experiment numbers on
         after its last trial); default 0
+    :param delete_checkpoints: delete a trial's checkpoint folder when it is stopped
+        (as Syne Tune's ``LocalBackend``); default False
+    :param num_gpus_per_trial: GPUs each trial gets when GPUs are rotated; default 1
+    :param gpus_to_use: use only these GPUs (indices into the machine's GPUs);
+        default: all of them
     """
 
     def __init__(self, objective: Callable, config_space: dict[str, Any],
                  threads_per_trial: int = 1, rotate_gpus: bool = True,
-                 warm_start: bool = True, first_trial_id: int = 0):
+                 warm_start: bool = True, first_trial_id: int = 0,
+                 delete_checkpoints: bool = False, num_gpus_per_trial: int = 1,
+                 gpus_to_use: list[int] | None = None):
+        check_gpu_settings(num_gpus_per_trial, gpus_to_use)
         detached = detached_copy(objective)
         super().__init__(tune_function=detached, config_space=config_space,
-                         rotate_gpus=rotate_gpus)
+                         rotate_gpus=rotate_gpus, delete_checkpoints=bool(delete_checkpoints))
+        self.num_gpus_per_trial = int(num_gpus_per_trial)
+        self.gpus_to_use = None if gpus_to_use is None else [int(g) for g in gpus_to_use]
         self.entry_point = str(ENTRY_POINT)
         self.pass_args_as_json = True
         self.threads_per_trial = int(threads_per_trial)
@@ -157,7 +169,7 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self._notify: int | None = None  # read end of the fork server's wake-up pipe
         self._launched: dict[int, float] = {}  # trial id -> when _schedule began
         self._read: dict[int, _ReportReader] = {}  # trial id -> its reports read so far
-        self._cleaned: set[int] = set()  # ended trials whose process group was killed
+        self._cleaned: set[int] = set()  # ended trial processes whose group was killed
 
     def bind_objective(self, objective: Callable, config_space: dict[str, Any],
              first_trial_id: int = 0) -> None:
@@ -259,8 +271,15 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         LocalBackend.set_path(self, results_root=results_root, tuner_name=tuner_name)
 
     def _prepare_for_schedule(self, num_gpus=None):
-        if self.rotate_gpus and self.num_gpus is None and num_gpus is None:
-            num_gpus = count_gpus()
+        if self.rotate_gpus and self.num_gpus is None:
+            if num_gpus is None:
+                num_gpus = count_gpus()
+            missing = [g for g in self.gpus_to_use or () if g >= num_gpus]
+            if missing:
+                raise ValueError(f"gpus_to_use={self.gpus_to_use} names GPUs this machine "
+                                 f"does not have: it has {num_gpus} (indices 0 to "
+                                 f"{num_gpus - 1})" if num_gpus else
+                                 f"gpus_to_use={self.gpus_to_use}, but this machine has no GPU")
         super()._prepare_for_schedule(num_gpus=num_gpus)
 
     def launch_time(self, trial_id: int) -> float | None:
@@ -319,12 +338,18 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         """Once a trial has ended, kill what it left running in its process group (a
         forked trial's group is killed by the fork server already)."""
         process = self.trial_subprocess.get(trial_id)
-        if isinstance(process, subprocess.Popen) and trial_id not in self._cleaned:
-            self._cleaned.add(trial_id)
+        if isinstance(process, subprocess.Popen) and process.pid not in self._cleaned:
+            self._cleaned.add(process.pid)
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int):
+        """Start ``tgt_trial_id`` from what ``src_trial_id`` saved (nothing, if it saved
+        nothing)."""
+        copy_checkpoint_folder(self.checkpoint_trial_path(src_trial_id),
+                               self.checkpoint_trial_path(tgt_trial_id))
 
     def trial_placement(self, trial_id: int) -> Placement:
         process = self.trial_subprocess.get(trial_id)
@@ -333,8 +358,10 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
 
     def _schedule(self, trial_id: int, config: dict[str, Any]):
         # what PythonBackend._schedule and LocalBackend._schedule do, with the
-        # process started by the fork server
-        self._launched[trial_id] = time.time()
+        # process started by the fork server. A resumed trial runs as a new process
+        # in the same folder: its first launch stays its start, and the end of the
+        # process it replaces is not its end.
+        self._launched.setdefault(trial_id, time.time())
         if not self._function_saved:  # the objective bound now, never an earlier run's
             self.save_tune_function(self.tune_function)
             self._function_saved = True
@@ -345,6 +372,7 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self._prepare_for_schedule()
         trial_dir = self.trial_path(trial_id)
         trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "end").unlink(missing_ok=True)
         config_file = trial_dir / "config.json"
         dump_json_with_numpy(config, str(config_file))
         argv = [self.entry_point, f"--{ST_CONFIG_JSON_FNAME_ARG}", str(config_file),

@@ -11,13 +11,22 @@ backend.
 
 Ray reuses its worker processes, so a trial starts without paying for a new
 interpreter and torch import; the worker is reset before each trial (thread
-counts, random seeds, environment). Stopping a trial kills its worker process,
-which frees its CPUs at once; Ray starts a new worker for the next task.
+counts, random seeds, environment) and after it (logging handlers the trial
+added). Stopping a trial kills its worker process, which frees its CPUs at once;
+Ray starts a new worker for the next task.
+
+Pausing a trial is stopping its task; resuming it submits a new task for the same
+trial, which finds what the first one saved in the trial's checkpoint folder
+(``TRIAL/checkpoints``, passed as ``--st_checkpoint_dir`` in ``sys.argv``, as Syne
+Tune's local backend does). The folders are on the driver's disk: on a cluster of
+several machines, they must be on a file system every node sees.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -30,7 +39,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.report import retrieve
 
-from d2l_hpo.backends._common import detached_copy, imported_modules
+from d2l_hpo.backends._common import copy_checkpoint_folder, detached_copy, imported_modules
 from d2l_hpo.backends.base import ATTEMPT, Placement, RunnerBackend
 
 from d2l_hpo.backends import _ray_cluster as cluster
@@ -46,7 +55,8 @@ __all__ = ["RayBackend", "local_only"]
 class _RayTrial:
     config: dict
     ref: Any = None
-    attempt: int = 1
+    attempt: int = 1  # 2 when it runs again from the start after its node died
+    run: int = 0  # tasks submitted for it (a paused and resumed trial has several)
     status: str = Status.in_progress
     placement: dict = field(default_factory=dict)
     partial: dict = field(default_factory=lambda: {"out": "", "err": ""})
@@ -75,11 +85,13 @@ class RayBackend(RunnerBackend, TrialBackend):
         dies, instead of recording it as failed; default False
     :param num_cpus: CPUs of the Ray instance started when ``address`` is None;
         default: all of this machine's
+    :param delete_checkpoints: delete a trial's checkpoint folder when it is stopped;
+        default False
     """
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1,
                  gpus_per_trial: float = 0, retry_on_node_failure: bool = False,
-                 num_cpus: int | None = None):
+                 num_cpus: int | None = None, delete_checkpoints: bool = False):
         require_ray()
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise ValueError(f"address must be None, 'auto', 'ray://host:port' or "
@@ -91,7 +103,7 @@ class RayBackend(RunnerBackend, TrialBackend):
                                  f"got {value!r}")
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
             raise ValueError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
-        super().__init__(pass_args_as_json=True)
+        super().__init__(delete_checkpoints=bool(delete_checkpoints), pass_args_as_json=True)
         self.address, self.num_cpus = address, num_cpus
         self.places_trials = True  # a trial's node is known once Ray has placed it
         self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
@@ -178,19 +190,37 @@ class RayBackend(RunnerBackend, TrialBackend):
     def set_entrypoint(self, entry_point: str):
         raise NotImplementedError("RayBackend runs a function; bind it with bind_objective")
 
-    def trial_path(self, trial_id: int) -> Path | None:
-        return None if self._root is None else self._root / str(trial_id)
+    def trial_path(self, trial_id: int) -> Path:
+        if self._root is None:  # no results folder given: a temporary one
+            self._root = Path(tempfile.mkdtemp(prefix="d2l_hpo-ray-"))
+        return self._root / str(trial_id)
+
+    def checkpoint_trial_path(self, trial_id: int) -> Path:
+        """The trial's own checkpoint folder (its ``--st_checkpoint_dir``)."""
+        return self.trial_path(trial_id) / "checkpoints"
+
+    def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int):
+        """Start ``tgt_trial_id`` from what ``src_trial_id`` saved (nothing, if it saved
+        nothing)."""
+        copy_checkpoint_folder(self.checkpoint_trial_path(src_trial_id),
+                               self.checkpoint_trial_path(tgt_trial_id))
+
+    def delete_checkpoint(self, trial_id: int):
+        shutil.rmtree(self.checkpoint_trial_path(trial_id), ignore_errors=True)
 
     def _schedule(self, trial_id: int, config: dict[str, Any]):
+        # a new trial, or a paused one resumed (a new task, same folders)
         if self._blob is None:
             raise RuntimeError("no objective: call bind_objective(objective, config_space) "
                                "or pass the backend to run_random_search")
         self.connect()
         path = self.trial_path(trial_id)
-        if path is not None:
-            path.mkdir(parents=True, exist_ok=True)
-            (path / "config.json").write_text(json.dumps(config))
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(config))
+        for name in ("std.out", "std.err"):  # there from the start, as locally
+            (path / name).touch()
         trial = self._trials.get(trial_id) or _RayTrial(config=dict(config))
+        trial.config = dict(config)
         self._trials[trial_id] = trial
         self._submit(trial_id, trial)
 
@@ -208,21 +238,33 @@ class RayBackend(RunnerBackend, TrialBackend):
         if trial.launched is None:
             trial.launched = time.time()
         threads = max(1, int(self.cpus_per_trial))
+        for stream in ("out", "err"):  # an unfinished line of the task before ends here
+            if trial.partial[stream]:
+                self._add_text(trial_id, trial, stream, "\n")
+        trial.run += 1  # what an earlier task of this trial still sends is dropped
         trial.status, trial.ended, trial.placement = Status.in_progress, None, {}
-        trial.ref = self._remote.remote(self._token, trial_id, trial.attempt, self._blob,
-                                        trial.config, self._collector, threads)
+        trial.ref = self._remote.remote(self._token, trial_id, trial.run, self._blob,
+                                        trial.config, self._collector, threads,
+                                        str(self.checkpoint_trial_path(trial_id)))
 
-    def _stop_trial(self, trial_id: int, result: dict | None):
+    def _end_task(self, trial_id: int, status: str):
+        # the trial is ``status`` from now on, whatever it was (as the local backend's
+        # ``stop``/``pause`` files say): a completed trial paused can be resumed
         trial = self._trials[trial_id]
         if trial.status == Status.in_progress:
-            trial.status, trial.ended = Status.stopped, time.time()
             ray.cancel(trial.ref, force=True)  # kills its worker: the CPUs are free at once
+            trial.ended = time.time()
+        trial.status = status
+
+    def _stop_trial(self, trial_id: int, result: dict | None):
+        self._end_task(trial_id, Status.stopped)
 
     def _pause_trial(self, trial_id: int, result: dict | None):
-        raise NotImplementedError("RayBackend does not pause trials (random search never asks)")
+        # the task ends; resume_trial submits a new one, which finds the checkpoint
+        self._end_task(trial_id, Status.paused)
 
     def _resume_trial(self, trial_id: int):
-        raise NotImplementedError("RayBackend does not pause trials (random search never asks)")
+        pass  # resume_trial then calls _schedule, which submits the trial's next task
 
     def busy_trial_ids(self) -> list[tuple[int, str]]:
         self._update()
@@ -287,11 +329,11 @@ class RayBackend(RunnerBackend, TrialBackend):
         done = []
         if running:  # tasks first, then the lines: a finished task's lines are all there
             done, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
-        for kind, trial_id, attempt, payload in ray.get(
+        for kind, trial_id, run, payload in ray.get(
                 self._collector.drain.remote(self._token)):
             trial = self._trials.get(trial_id)
-            if trial is None or attempt != trial.attempt:
-                continue  # a lost attempt's last words
+            if trial is None or run != trial.run:
+                continue  # the last words of a task lost, stopped or paused
             if kind == "start":
                 trial.placement = payload
             elif kind == "text":
