@@ -233,7 +233,7 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
         raise
     except ValueError as err:
         silent = recorder.silent_trials()
-        if silent:  # Syne Tune gives up on a trial that ended without any report
+        if silent and "no metrics" in str(err):  # a trial completed without any report
             raise MetricNotReportedError(
                 f"trial {silent[0]} ended without reporting anything: the objective "
                 f"returned without reporting '{settings.metric}'. Call "
@@ -245,7 +245,7 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
             raise TooManyFailuresError(
                 f"{len(failed)} trials failed, more than max_failures={settings.max_failures}, "
                 f"so the experiment stopped; results so far are in {path}. Last error:\n{last}"
-            ) from err
+                f"{_hint_for(last)}") from err
         raise
     finally:
         syne_logger.setLevel(old_level)
@@ -265,18 +265,22 @@ def _check_metric_reported(exp: Experiment) -> None:
         + f" Results are in {exp.path}")
 
 
+def _hint_for(error: str) -> str:
+    """What to do about a trial's error, when it is a usual mistake."""
+    if "NameError" in error or "ModuleNotFoundError" in error:
+        return ("\nEach trial runs the objective on its own, without the notebook's or "
+                "script's other names: put imports and helper functions inside the "
+                "objective, or into a package the trials can import.")
+    return ""
+
+
 def _why_nothing_was_reported(exp: Experiment, column) -> str:
     statuses = exp.trials["status"].tolist()
     ids = exp.trials["trial_id"].tolist()
     if statuses and all(s == FAILED for s in statuses):
         last = exp.trials["error"].iloc[-1] or "(no error output)"
-        hint = ""
-        if "NameError" in last or "ModuleNotFoundError" in last:
-            hint = ("\nEach trial runs the objective on its own, without the notebook's or "
-                    "script's other names: put imports and helper functions inside the "
-                    "objective, or into a package the trials can import.")
         return f"every trial failed ({len(ids)}), so none reported '{exp.metric}'. The " \
-               f"last error:\n{last}{hint}\n"
+               f"last error:\n{last}{_hint_for(last)}\n"
     if statuses and all(s == TIMEOUT for s in statuses):
         return (f"every trial ran past max_trial_time={exp.settings.get('max_trial_time')} s "
                 f"before reporting '{exp.metric}'; allow more time per trial.")

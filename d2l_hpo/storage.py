@@ -109,11 +109,24 @@ def report_row(trial_id: int, report: dict, t0: float, default_time: float | Non
 def write_tables(path: Path, settings_json: str, trials: list[dict], rows: list[dict],
                  config_columns: list[str]) -> None:
     """Write ``experiment.json`` (its text given), ``trials.csv`` and ``results.csv`` of
-    a running or finished experiment."""
-    write_atomically(path / EXPERIMENT_FILE, settings_json)
+    a running or finished experiment.
+
+    A finished experiment's ``experiment.json`` also says how many rows each table
+    has, and is written after the tables (a running one's before them), so that a
+    finished ``experiment.json`` always comes with the tables it counts: a table cut
+    short later, even at a row boundary, is then found (``read_tables``)."""
+    settings = json.loads(settings_json)
+    finished = bool(settings.get("finished"))
+    if finished:
+        settings["table_rows"] = {TRIALS_FILE: len(trials), RESULTS_FILE: len(rows)}
+    else:
+        settings.pop("table_rows", None)
+        write_atomically(path / EXPERIMENT_FILE, json.dumps(settings, indent=1))
     columns = [*TRIAL_COLUMNS, *config_columns, *TRIAL_EXTRA_COLUMNS]
     write_atomically(path / TRIALS_FILE, pd.DataFrame(trials, columns=columns).to_csv(index=False))
     write_atomically(path / RESULTS_FILE, pd.DataFrame(rows).to_csv(index=False))
+    if finished:
+        write_atomically(path / EXPERIMENT_FILE, json.dumps(settings, indent=1))
 
 
 def prepare_folder(results_dir, name: str, resume: bool) -> Path:
@@ -240,6 +253,13 @@ def read_tables(path: Path):
     trials = _read_csv(path / TRIALS_FILE, strings=settings.get("string_columns", []),
                        required=TRIAL_COLUMNS)
     results = _read_csv(path / RESULTS_FILE, required=RESULT_COLUMNS[:2])
+    for file, table in ((TRIALS_FILE, trials), (RESULTS_FILE, results)):
+        written = (settings.get("table_rows") or {}).get(file)
+        if settings.get("finished") and written is not None and len(table) != written:
+            raise CorruptExperimentError(
+                f"{path / file} has {len(table)} rows, but the run wrote {written} "
+                f"({EXPERIMENT_FILE} says so): the file was cut short or edited by hand. "
+                "Each trial's reports are still in its folder (N/std.out).")
     if not settings.get("finished"):
         trials, results = _recover_from_trial_logs(path, settings, trials, results)
     return settings, trials, results

@@ -312,6 +312,16 @@ def test_a_damaged_file_is_an_error_that_names_it(finished, tmp_path, file, text
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("file", ["trials.csv", "results.csv"])
+def test_a_table_cut_at_a_row_boundary_is_found(finished, tmp_path, file):
+    lines = (finished / file).read_text().splitlines(keepends=True)
+    assert len(lines) == 3  # a header and the two trials' rows
+    copy = damaged_copy(finished, tmp_path, file, "".join(lines[:2]))
+    with pytest.raises(ValueError, match=re.escape(f"{file} has 1 rows, but the run wrote 2")):
+        load_experiment(copy)
+    assert len(load_experiment(finished).trials) == 2  # the original reads as before
+
+
 def test_the_cli_says_what_it_cannot_do_instead_of_a_traceback(finished, tmp_path):
     copy = tmp_path / "unwritable"
     shutil.copytree(finished, copy)
@@ -465,6 +475,24 @@ def reports_a_tensor(x):
     Reporter()(epoch=1, validation_error=torch.tensor(float(x)))
 
 
+def imports_a_missing_module(x):
+    import a_module_that_is_not_installed
+
+    a_module_that_is_not_installed.train(x)
+
+
+def test_too_many_failures_name_the_error_not_a_missing_report(results_dir):
+    from d2l_hpo.runner import TooManyFailuresError
+
+    with pytest.raises(TooManyFailuresError) as info:
+        quick(imports_a_missing_module, results_dir, max_num_trials=5, max_failures=1,
+              name="missing")
+    text = str(info.value)
+    assert "ModuleNotFoundError: No module named 'a_module_that_is_not_installed'" in text
+    assert "into a package the trials can import" in text
+    assert "without reporting" not in text
+
+
 def test_errors_name_the_cause_when_no_trial_reported(results_dir):
     from d2l_hpo.runner import MetricNotReportedError
 
@@ -477,3 +505,70 @@ def test_errors_name_the_cause_when_no_trial_reported(results_dir):
         quick(reports_a_tensor, results_dir, max_failures=5, name="tensor")
     assert "reported 'validation_error', but never as a number" in str(info.value)
     assert "validation_error=float(value)" in str(info.value)
+
+
+# 20 -------------------------------------------------------------------------------------
+def shows_its_gpus(x):
+    import os
+
+    from syne_tune import Reporter
+
+    print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}")
+    Reporter()(epoch=1, validation_error=float(x))
+
+
+def test_the_local_backend_takes_syne_tunes_gpu_and_checkpoint_settings(tmp_path):
+    from syne_tune.backend.trial_status import Status
+
+    from d2l_hpo.backends import SubprocessBackend
+
+    for bad, words in [({"num_gpus_per_trial": 0}, "num_gpus_per_trial must be an integer"),
+                       ({"gpus_to_use": [1, 1]}, "lists a GPU twice"),
+                       ({"gpus_to_use": "0,1"}, "must be a list of GPU indices"),
+                       ({"gpus_to_use": [-1]}, "indices >= 0")]:
+        with pytest.raises(ValueError, match=words):
+            SubprocessBackend(shows_its_gpus, SPACE, **bad)
+    backend = SubprocessBackend(shows_its_gpus, SPACE, gpus_to_use=[1, 3],
+                                num_gpus_per_trial=1, delete_checkpoints=True)
+    assert backend.delete_checkpoints
+    backend.set_path(results_root=str(tmp_path))
+    backend._prepare_for_schedule(num_gpus=4)  # as on a machine with four GPUs
+    try:
+        for _ in range(2):
+            backend.start_trial({"x": 0.5})
+        deadline = time.time() + 60
+        while len(backend.busy_trial_ids()) and time.time() < deadline:
+            time.sleep(0.1)
+        seen = {line.strip() for i in (0, 1) for line in backend.stdout(i)
+                if line.startswith("CUDA")}
+        assert seen == {"CUDA_VISIBLE_DEVICES=1", "CUDA_VISIBLE_DEVICES=3"}
+        status, _ = backend.fetch_status_results([0, 1])
+        assert {s for _, s in status.values()} == {Status.completed}
+    finally:
+        backend.stop_server()
+    # on this machine (no GPU named 5): said before the first trial starts
+    other = SubprocessBackend(shows_its_gpus, SPACE, gpus_to_use=[5])
+    other.set_path(results_root=str(tmp_path / "other"))
+    with pytest.raises(ValueError, match=r"gpus_to_use=\[5\]"):
+        other._prepare_for_schedule(num_gpus=2)
+
+
+# 10, the other causes ------------------------------------------------------------------
+def sleeps_then_reports(x):
+    import time
+
+    from syne_tune import Reporter
+
+    time.sleep(30)
+    Reporter()(epoch=1, validation_error=float(x))
+
+
+def test_errors_name_the_cause_when_trials_ran_out_of_time(results_dir):
+    from d2l_hpo.runner import MetricNotReportedError
+
+    with pytest.raises(MetricNotReportedError, match="every trial ran past max_trial_time=1"):
+        quick(sleeps_then_reports, results_dir, max_trial_time=1, name="slow-trials")
+    with pytest.raises(MetricNotReportedError,
+                       match="the budget ran out before any trial reported 'validation_error'"):
+        quick(sleeps_then_reports, results_dir, max_num_trials=None, max_wallclock_time=2,
+              name="short-budget")

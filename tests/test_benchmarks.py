@@ -36,9 +36,9 @@ def rows(results, name):
 def test_every_benchmark_prints_its_table_and_the_summary_collects_them(quick_suite):
     results, out = quick_suite
     summary = (results / "summary-quick.md").read_text()
-    for key in ("B1", "B2", "B3", "B4"):
+    for key in ("B1", "B2", "B3", "B4", "B6"):
         assert f"== {key}" in out and f"## {key}" in summary
-    assert summary.count("|---") >= 4
+    assert summary.count("|---") >= 5
     assert "FAILED" not in out
 
 
@@ -70,3 +70,12 @@ def test_b2_b3_b4_tables_are_complete(quick_suite):
     # with these durations no schedule beats the tail-limited speed-up by much
     for r in b4:
         assert float(r["speedup"]) <= float(r["tail_limited"]) * 1.15, r
+
+
+def test_b6_compares_reading_new_bytes_with_rereading_the_log(quick_suite):
+    b6 = rows(quick_suite[0], "trial_output")
+    cases = [(r["trial output"], r["tuner reads"]) for r in b6]
+    assert cases == [("quiet", "new bytes only"), ("noisy", "new bytes only"),
+                     ("noisy", "whole file each poll")]
+    assert float(b6[0]["MB printed"]) < 0.01 and float(b6[1]["MB printed"]) >= 19
+    assert all(float(r["tuner CPU (s)"]) > 0 for r in b6)
