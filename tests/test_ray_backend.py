@@ -222,7 +222,10 @@ def test_a_node_dying_mid_run(cluster, tmp_path, retry):
         assert not (lost["node"] == doomed_id[:8]).any()  # the rerun went elsewhere
     else:
         assert (lost["status"] == "failed").all()
-        assert (lost["node"] == doomed_id[:8]).all()
+        # where it ran, when the trial said so before its node died (a task placed there
+        # may die before its first line runs: then nobody knows, and the node is blank)
+        assert (lost["node"] == doomed_id[:8]).any()
+        assert lost["node"].isin([doomed_id[:8], ""]).all()
         assert lost["error"].str.contains(doomed_id[:8]).all()
         # what they reported before the node died is kept
         assert exp.results["trial_id"].isin(lost["trial_id"]).any()

@@ -25,6 +25,7 @@ several machines, they must be on a file system every node sees.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -373,11 +374,16 @@ class RayBackend(RunnerBackend, TrialBackend):
         """The task died without returning: its process crashed, or its node went away."""
         node = trial.placement.get("node") or ""
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not node:  # it died before it said where it ran: Ray's error may say
+            named = re.search(r"node[ _]?id[:= ]+([0-9a-f]{16,})", str(err), re.IGNORECASE)
+            if named:
+                node = trial.placement["node"] = named.group(1)
         # Ray says NodeDiedError at once; the cluster's node list notices seconds later
         if isinstance(err, ray.exceptions.NodeDiedError) or (
                 node and node not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}):
-            what = (f"the Ray node running this trial (node {node[:8]}, host "
-                    f"{trial.placement.get('host')}) died")
+            where = (f"node {node[:8]}, host {trial.placement.get('host')}" if node
+                     else "before the trial reported which node it was on")
+            what = f"the Ray node running this trial ({where}) died"
             if self.retry_on_node_failure and trial.attempt == 1:
                 trial.note = f"{what}; running the trial again (attempt 2)"
                 self._add_text(trial_id, trial, "err", f"d2l_hpo: {trial.note}\n")
