@@ -118,7 +118,10 @@ def warm_up(cpus: float, gpus: float, slots: int, modules: list[str]) -> None:
     if key in _WARMED:  # this driver warmed them up for an earlier backend
         return
     warm = ray.remote(_ray_worker.warm).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-    ray.get([warm.remote(0.2, modules) for _ in range(slots)])
+    try:
+        ray.get([warm.remote(0.2, modules) for _ in range(slots)])
+    except ray.exceptions.RayError:  # a node died meanwhile: a warm-up is only a head
+        return                       # start, and the trials meet (and record) the loss
     _WARMED.add(key)
 
 
