@@ -1,7 +1,7 @@
 # Two commands, each with its own idempotent set-up into .venv:
 #   make run    the main job (random search over LeNet, figures and summary in runs/)
 #   make test   every test, notebooks included (and the quick benchmark suite once)
-#   make bench  the benchmark suite B1-B4 and B6, tables printed and in benchmarks/results/;
+#   make bench  the benchmark suite B1-B6, tables printed and in benchmarks/results/;
 #               make bench QUICK=1 for the small version (under 3 minutes)
 #   make notebooks  re-run every lesson in full and save its outputs in place (what is
 #               committed); NB=notebooks/02_sync_vs_async.ipynb for one

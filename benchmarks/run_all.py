@@ -1,4 +1,4 @@
-"""The benchmark suite, B1-B4 and B6: runs each script, prints its table, and writes every
+"""The benchmark suite, B1-B6: runs each script, prints its table, and writes every
 table with the machine's description to ``benchmarks/results/summary.md``.
 
     python benchmarks/run_all.py [--quick] [--only B1 B3]
@@ -25,6 +25,7 @@ SUITE = {
     "B2": ("Launch overhead", "launch_overhead.py", []),
     "B3": ("LeNet throughput", "lenet_epoch.py", ["--repeats", "3"]),
     "B4": ("Speed-up with workers", "speedup.py", []),
+    "B5": ("Early stopping", "early_stopping.py", []),
     "B6": ("A trial that prints a lot", "trial_output.py", []),
 }
 

@@ -15,7 +15,8 @@ from d2l_hpo.claims import claim
 from d2l_hpo.data import FashionMNISTInMemory, find_fashion_mnist, stage_fashion_mnist
 from d2l_hpo.objectives import lenet_objective, synthetic_objective
 from d2l_hpo.plots import (
-    plot_best_so_far, plot_speedup, plot_sync_vs_async, plot_trials_over_time, plot_worker_timeline,
+    plot_best_so_far, plot_learning_curves, plot_speedup, plot_sync_vs_async,
+    plot_trials_over_time, plot_worker_timeline,
 )
 from d2l_hpo.results import Experiment, load_experiment
 from d2l_hpo.runner import run_random_search, sample_configs
@@ -32,7 +33,7 @@ __all__ = [
     "plot_speedup",
     "Experiment", "ConfigSpaceError", "FashionMNISTInMemory", "LENET_INITIAL_CONFIG",
     "find_fashion_mnist", "lenet_objective", "lenet_space", "load_experiment",
-    "plot_best_so_far", "plot_sync_vs_async", "plot_trials_over_time",
+    "plot_best_so_far", "plot_learning_curves", "plot_sync_vs_async", "plot_trials_over_time",
     "plot_worker_timeline", "run_random_search", "sample_configs",
     "stage_fashion_mnist", "synthetic_objective", "synthetic_space",
     "validate_config_space",

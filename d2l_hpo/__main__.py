@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="NAME", default=None,
                      help="continue the interrupted experiment NAME with its own settings "
                           "(other flags but --results-dir are ignored)")
+    run.add_argument("--early-stopping", choices=["asha"], default=None,
+                     help="stop poor trials early with asynchronous successive halving "
+                          "(default: every trial runs all its epochs)")
+    run.add_argument("--grace-period", type=_positive_int, default=1,
+                     help="with --early-stopping: epochs before a trial can be stopped "
+                          "(default %(default)s)")
+    run.add_argument("--reduction-factor", type=_positive_float, default=3,
+                     help="with --early-stopping: each rung keeps the best 1/F of the "
+                          "trials (default %(default)s)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     plot = sub.add_parser("plot", help="redraw the figures of a past run",
                           description="Redraw the PNG figures and summary.md of a past run.")
@@ -100,7 +109,9 @@ def _run_settings(args) -> dict:
                     seed=args.seed, name=args.name,
                     initial_config=dict(d2l_hpo.LENET_INITIAL_CONFIG),
                     results_dir=args.results_dir, progress=not args.no_progress,
-                    max_trial_time=args.max_trial_time, max_failures=args.max_failures)
+                    max_trial_time=args.max_trial_time, max_failures=args.max_failures,
+                    early_stopping=args.early_stopping, grace_period=args.grace_period,
+                    reduction_factor=args.reduction_factor)
     path = resolve_experiment_path(args.resume, args.results_dir)
     old, _ = read_settings(path)
     if "max_epochs" not in old.constants or old.objective != "lenet-objective":
@@ -117,7 +128,9 @@ def _run_settings(args) -> dict:
                 seed=old.seed, name=old.name, results_dir=path.parent,
                 initial_config={k: initial[k] for k in old.config_columns} if initial else None,
                 progress=not args.no_progress, max_trial_time=old.max_trial_time,
-                max_failures=old.max_failures, resume=True)
+                max_failures=old.max_failures, resume=True,
+                early_stopping=old.early_stopping, grace_period=old.grace_period,
+                reduction_factor=old.reduction_factor, resource_attr=old.resource_attr)
 
 
 def main(argv=None) -> int:

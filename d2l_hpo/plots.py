@@ -12,12 +12,12 @@ import pandas as pd
 from d2l_hpo.analysis import assign_lanes
 from d2l_hpo.results import Experiment
 from d2l_hpo.status import (
-    COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, STOPPED, TIMEOUT,
+    COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RUNNING, STOPPED, TIMEOUT,
 )
 
-STATUS_COLORS = {COMPLETED: "tab:blue", FAILED: "tab:red", DIVERGED: "tab:purple",
-                 TIMEOUT: "tab:brown", STOPPED: "tab:gray", INTERRUPTED: "tab:olive",
-                 RUNNING: "tab:orange"}
+STATUS_COLORS = {COMPLETED: "tab:blue", PRUNED: "tab:cyan", FAILED: "tab:red",
+                 DIVERGED: "tab:purple", TIMEOUT: "tab:brown", STOPPED: "tab:gray",
+                 INTERRUPTED: "tab:olive", RUNNING: "tab:orange"}
 
 
 def _axes(ax):
@@ -49,6 +49,16 @@ def trials_over_time(exp: Experiment) -> dict[int, pd.DataFrame]:
     rows = exp.results.sort_values("time")
     return {int(t): g[["time", exp.metric]].reset_index(drop=True)
             for t, g in rows.groupby("trial_id")} if exp.metric in rows else {}
+
+
+def learning_curves(exp: Experiment) -> dict[int, pd.DataFrame]:
+    """Per trial: its reports (epoch, metric) in epoch order (``resource_attr``)."""
+    epoch = exp.resource_attr
+    if exp.metric not in exp.results or epoch not in exp.results:
+        return {}
+    rows = exp.results.sort_values([epoch, "time"])
+    return {int(t): g[[epoch, exp.metric]].reset_index(drop=True)
+            for t, g in rows.groupby("trial_id")}
 
 
 def best_so_far(exp: Experiment) -> pd.DataFrame:
@@ -96,7 +106,7 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
     Each point is one report (after an epoch), at the time it was made: a curve starts
     at its trial's first report, one epoch after the trial started. A NaN or infinite
     report (a diverged trial) is drawn as a red cross on the top edge; a failed trial's
-    last point as a red square.
+    last point as a red square; where early stopping pruned a trial, a black bar.
 
     :param label_trials: write each trial's id at the end of its curve; default: when
         there are at most 20 trials
@@ -106,7 +116,7 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
     status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
     if label_trials is None:
         label_trials = len(curves) <= 20
-    bad_times = []
+    bad_times, pruned_at = [], []
     for i, (trial_id, rows) in enumerate(sorted(curves.items())):
         values = pd.to_numeric(rows[exp.metric], errors="coerce")
         ok = np.isfinite(values)
@@ -121,12 +131,45 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
         if status.get(trial_id) == FAILED and ok.any():
             ax.plot(rows["time"][ok].iloc[-1], values[ok].iloc[-1], "s", color="tab:red",
                     markersize=6)
+        if status.get(trial_id) == PRUNED and ok.any():
+            pruned_at.append((rows["time"][ok].iloc[-1], values[ok].iloc[-1]))
+    if pruned_at:
+        ax.plot(*zip(*pruned_at), "_", color="black", markersize=10, markeredgewidth=2,
+                linestyle="none", label="pruned here")
     if bad_times:
         ax.plot(bad_times, [1.0] * len(bad_times), "x", color="tab:red", markersize=8,
                 transform=ax.get_xaxis_transform(), clip_on=False, label="diverged (NaN/inf)")
     ax.set_xlabel("wall-clock time (s)")
     ax.set_ylabel(exp.metric)
     ax.set_title(f"{exp.metric} of each trial ({len(curves)} trials)")
+    return ax
+
+
+def plot_learning_curves(exp: Experiment, ax=None):
+    """The metric of every trial against its epoch: trials that ran every epoch in one
+    colour, trials early stopping pruned in another, ending in a black bar where they
+    were stopped; the rungs (where trials can be stopped) as dashed lines."""
+    ax = _axes(ax)
+    status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
+    shown = set()
+    for trial_id, rows in sorted(learning_curves(exp).items()):
+        values = pd.to_numeric(rows[exp.metric], errors="coerce")
+        ok = np.isfinite(values)
+        kind = status.get(trial_id, COMPLETED)
+        ax.plot(rows[exp.resource_attr][ok], values[ok], marker="o", markersize=2.5,
+                linewidth=1, alpha=0.8, color=STATUS_COLORS.get(kind, "tab:purple"),
+                label=kind if kind not in shown else None)
+        shown.add(kind)
+        if kind == PRUNED and ok.any():
+            ax.plot(rows[exp.resource_attr][ok].iloc[-1], values[ok].iloc[-1], "_",
+                    color="black", markersize=10, markeredgewidth=2)
+    for level in exp.rungs:
+        ax.axvline(level, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(f"{exp.resource_attr} (dashed: rungs)" if exp.rungs else exp.resource_attr)
+    ax.set_ylabel(exp.metric)
+    ax.set_title(f"{exp.metric} of each trial by {exp.resource_attr}")
+    if shown:
+        ax.legend(fontsize=7)
     return ax
 
 

@@ -22,23 +22,28 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ProgressState:
     """What the progress line says: trials completed, failed (raised, diverged or timed
-    out), stopped (by the budget, or interrupted) and running, and the best metric so far."""
+    out), stopped (by the budget, or interrupted) and running, and the best metric so far;
+    with early stopping also the trials pruned and the epochs spent."""
 
     completed: int
     failed: int
     stopped: int
     running: int
     best: float
+    pruned: int = 0
+    epochs: int | None = None  # epochs spent so far, shown with early stopping
 
     @property
     def ended(self) -> int:
-        return self.completed + self.failed + self.stopped
+        return self.completed + self.pruned + self.failed + self.stopped
 
     def describe(self, metric: str) -> str:
         best = "-" if math.isnan(self.best) else f"{self.best:.4g}"
         stopped = f", {self.stopped} stopped" if self.stopped else ""
-        return (f"{self.failed} failed{stopped}, {self.running} running; "
-                f"best {metric} {best}")
+        pruned = f"{self.pruned} pruned, " if self.epochs is not None else ""
+        epochs = f"; {self.epochs} epochs" if self.epochs is not None else ""
+        return (f"{pruned}{self.failed} failed{stopped}, {self.running} running; "
+                f"best {metric} {best}{epochs}")
 
 
 class Progress:

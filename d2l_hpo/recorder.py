@@ -23,8 +23,8 @@ from d2l_hpo.backends.base import ATTEMPT, RunnerBackend
 from d2l_hpo.progress import ProgressState, progress_display
 from d2l_hpo.settings import RunSettings, RunState, to_json
 from d2l_hpo.status import (
-    COMPLETED, CUT_SHORT, DIVERGED, FAILED, FROM_SYNE_TUNE, INTERRUPTED, RUNNING, STOPPED,
-    TIMEOUT, UNSUCCESSFUL,
+    COMPLETED, CUT_SHORT, DIVERGED, FAILED, FROM_SYNE_TUNE, INTERRUPTED, PRUNED, RUNNING,
+    STOPPED, TIMEOUT, UNSUCCESSFUL,
 )
 from d2l_hpo.storage import report_row, write_tables
 
@@ -39,21 +39,27 @@ class ExperimentRecorder(TunerCallback):
     :param kept_trials: rows of trials an earlier run finished (a resume); default none
     :param kept_reports: their reports; default none
     :param searcher: the seeded searcher, whose random draws the state counts
+    :param scheduler: the scheduler; when it stops a trial that it lists in its
+        ``pruned`` (early stopping), the trial is ``pruned``, else it ``diverged``
     """
 
     def __init__(self, path: Path, settings: RunSettings, state: RunState,
                  backend: RunnerBackend, trial_backend: TrialBackend | None = None,
                  progress: bool = True, kept_trials: list[dict] = (),
-                 kept_reports: list[dict] = (), searcher=None):
+                 kept_reports: list[dict] = (), searcher=None, scheduler=None):
         self.path, self.settings, self.state = Path(path), settings, state
         self.backend, self.trial_backend = backend, trial_backend
         self.show_progress = progress
-        self.searcher = searcher
+        self.searcher, self.scheduler = searcher, scheduler
         self.trials: dict[int, dict] = {int(r["trial_id"]): dict(r) for r in kept_trials}
         self.rows: list[dict] = [dict(r) for r in kept_reports]
         self.random_draws_before = state.random_draws
         self.elapsed_before = state.wallclock  # a resumed run goes on from there
         self.diverged: set[int] = set()
+        self.pruned: set[int] = set()
+        self.levels: dict[int, float] = {}  # trial id -> its highest resource level so far
+        for row in self.rows:
+            self._count_level(row)
         self.timed_out: set[int] = set()
         self.attempt: dict[int, int] = {}  # trial id -> the attempt whose reports count
         self.bar = None  # a d2l_hpo.progress display while the tuner runs
@@ -124,6 +130,7 @@ class ExperimentRecorder(TunerCallback):
                 self._drop_reports(trial_id)
             self.attempt[trial_id] = attempt
             self.rows.append(report_row(trial_id, result, self.t0, default_time=time.time()))
+            self._count_level(self.rows[-1])
             value = result.get(self.settings.metric)
             if improves(value, self.best, self.settings.mode):
                 self.best = value
@@ -136,11 +143,22 @@ class ExperimentRecorder(TunerCallback):
             self._finish(trial_id, status)
 
     def on_trial_result(self, trial, status, result, decision):
-        # a NaN/inf report makes the scheduler stop the trial; the Tuner then drops it
-        # from the trials it polls, so its end is recorded here
+        # the scheduler stops a trial that reported NaN/inf (diverged) or, with early
+        # stopping, one that is not among the best at a rung (pruned); the Tuner then
+        # drops it from the trials it polls, so its end is recorded here
         if decision == SchedulerDecision.STOP:
             row = self.trials.get(trial.trial_id)
-            if row is not None and row["status"] == RUNNING:
+            if row is None or row["status"] != RUNNING:
+                return
+            pruned_at = getattr(self.scheduler, "pruned", {}).get(trial.trial_id)
+            if pruned_at is not None:
+                self.pruned.add(trial.trial_id)
+                row["stopped_at"] = pruned_at
+                # as in Syne Tune, what it reported after the decision is not a result
+                # (it may have finished another epoch before it was stopped)
+                self._drop_reports(trial.trial_id, after=pruned_at)
+                self._finish(trial.trial_id, STOPPED)
+            else:
                 self.diverged.add(trial.trial_id)
                 self._finish(trial.trial_id, STOPPED)
                 self.best = self._best()  # what it reported before diverging no longer counts
@@ -172,8 +190,25 @@ class ExperimentRecorder(TunerCallback):
         return best_value([r.get(self.settings.metric) for r in self.rows
                            if r["trial_id"] not in self.diverged], self.settings.mode)
 
-    def _drop_reports(self, trial_id: int) -> None:
-        self.rows = [r for r in self.rows if r["trial_id"] != trial_id]
+    def _count_level(self, row: dict) -> None:
+        level = row.get(self.settings.resource_attr)
+        if isinstance(level, (int, float)) and not isinstance(level, bool) \
+                and math.isfinite(level):
+            trial_id = row["trial_id"]
+            self.levels[trial_id] = max(self.levels.get(trial_id, 0), level)
+
+    def _drop_reports(self, trial_id: int, after: float | None = None) -> None:
+        """Forget the trial's reports (only those past level ``after``, if given)."""
+        def dropped(r):
+            if r["trial_id"] != trial_id:
+                return False
+            level = r.get(self.settings.resource_attr)
+            return after is None or (isinstance(level, (int, float)) and level > after)
+        self.rows = [r for r in self.rows if not dropped(r)]
+        self.levels.pop(trial_id, None)
+        for row in self.rows:
+            if row["trial_id"] == trial_id:
+                self._count_level(row)
         self.best = self._best()
 
     def _update_placement(self):
@@ -205,6 +240,8 @@ class ExperimentRecorder(TunerCallback):
             status = TIMEOUT
         elif trial_id in self.diverged:
             status = DIVERGED
+        elif trial_id in self.pruned:
+            status = PRUNED
         row["status"] = status
         end = self.backend.end_time(trial_id)
         row["end"] = max(end - self.t0, row["start"]) if end is not None else self.now()
@@ -238,10 +275,11 @@ class ExperimentRecorder(TunerCallback):
     def _update_bar(self):
         statuses = [row["status"] for row in self.trials.values()]
         self.bar.update(ProgressState(
-            completed=statuses.count(COMPLETED),
+            completed=statuses.count(COMPLETED), pruned=statuses.count(PRUNED),
             failed=sum(statuses.count(s) for s in UNSUCCESSFUL),
             stopped=sum(statuses.count(s) for s in CUT_SHORT),
-            running=statuses.count(RUNNING), best=self.best))
+            running=statuses.count(RUNNING), best=self.best,
+            epochs=int(sum(self.levels.values())) if self.settings.early_stopping else None))
 
     def save(self, force: bool = False):
         now = time.time()

@@ -32,6 +32,11 @@ def write_report(exp) -> list[Path]:
              f"- trials: {summary['trials']} (" + ", ".join(
                  f"{summary[s]} {s}" for s in ENDED if summary[s] or s == COMPLETED) + ")",
              f"- wall-clock: {exp.wallclock:.1f} s; workers busy {exp.utilization:.1%} of it",
+             *([f"- early stopping: ASHA (grace period {exp.settings.get('grace_period')}, "
+                f"reduction factor {exp.settings.get('reduction_factor')}); "
+                f"{summary['pruned']} trials pruned; {summary['epochs_spent']} "
+                f"{exp.resource_attr}s spent in all"]
+               if exp.settings.get("early_stopping") else []),
              f"- best {exp.metric}: {exp.best_value:.4f}",
              f"- best configuration: {json.dumps(exp.best_config)}", "",
              "| trial | status | worker | duration (s) | "

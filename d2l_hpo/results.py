@@ -93,6 +93,32 @@ class Experiment:
         row = self.trials.set_index("trial_id").loc[trial_id]
         return {c: plain(row[c]) for c in self.config_columns}
 
+    @property
+    def resource_attr(self) -> str:
+        """The reported value that counts a trial's progress (``"epoch"``)."""
+        return self.settings.get("resource_attr") or "epoch"
+
+    @property
+    def rungs(self) -> list[float]:
+        """The epochs at which early stopping could stop a trial (none without it)."""
+        from d2l_hpo.searcher import rung_levels
+
+        s = self.settings
+        if not s.get("early_stopping"):
+            return []
+        return rung_levels(s["constants"]["max_epochs"], s["grace_period"],
+                           s["reduction_factor"])
+
+    @property
+    def epochs_spent(self) -> int:
+        """Epochs (levels of ``resource_attr``) the trials ran: each trial's last
+        reported level, summed (0 when the trials report none)."""
+        if self.resource_attr not in self.results or self.results.empty:
+            return 0
+        levels = pd.to_numeric(self.results[self.resource_attr], errors="coerce")
+        last = levels.groupby(self.results["trial_id"]).max()
+        return int(last.fillna(0).sum())
+
     def summary(self) -> dict[str, Any]:
         """The headline numbers of the experiment, as plain Python values."""
         counts = self.trials["status"].value_counts()
@@ -104,7 +130,7 @@ class Experiment:
             "name": self.name, "scheduling": self.scheduling, "n_workers": self.n_workers,
             "trials": len(self.trials),
             **{s: int(counts.get(s, 0)) for s in ENDED},
-            "errors": errors,
+            "errors": errors, "epochs_spent": self.epochs_spent,
             "wallclock": round(self.wallclock, 2), "utilization": round(self.utilization, 3),
             f"best_{self.metric}": self.best_value, "best_config": self.best_config,
         }
@@ -145,6 +171,8 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
     trials = trials.sort_values("trial_id").reset_index(drop=True)
     if "node" not in trials:  # runs recorded before trials had a node
         trials["node"] = ""
+    if "stopped_at" not in trials:  # runs recorded before early stopping
+        trials["stopped_at"] = math.nan
     trials["node"] = trials["node"].fillna("").astype(str)
     if "error" in trials:
         trials["error"] = trials["error"].fillna("").astype(str)

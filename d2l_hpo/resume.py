@@ -22,7 +22,8 @@ from d2l_hpo.status import FINISHED
 from d2l_hpo.storage import plain, read_tables
 
 # settings a resumed run must share with the run it continues
-MUST_MATCH = ("n_workers", "scheduling", "metric", "mode", "config_columns", "constants")
+MUST_MATCH = ("n_workers", "scheduling", "metric", "mode", "config_columns", "constants",
+              "early_stopping", "grace_period", "reduction_factor", "resource_attr")
 
 
 @dataclass

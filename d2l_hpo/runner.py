@@ -1,14 +1,15 @@
 """Run a random search with Syne Tune: ``run_random_search``.
 
 The pieces are Syne Tune's: a ``TrialBackend`` (local subprocesses by default), a
-seeded ``RandomSearch`` and the ``Tuner``. This module puts them together for one
+seeded ``RandomSearch`` (or, with ``early_stopping="asha"``, Syne Tune's ASHA around
+the same seeded searcher) and the ``Tuner``. This module puts them together for one
 call, in the order the experiment needs them:
 
 1. settings checked, before anything starts (``d2l_hpo.settings``, ``d2l_hpo.spaces``);
 2. the experiment's folder claimed, or the earlier run read back (``d2l_hpo.storage``,
    ``d2l_hpo.resume``);
 3. the backend bound to the objective and warmed up (``d2l_hpo.backends``);
-4. the seeded searcher (``d2l_hpo.searcher``), the recorder of the tables
+4. the seeded searcher or ASHA (``d2l_hpo.searcher``), the recorder of the tables
    (``d2l_hpo.recorder``, with ``d2l_hpo.time_limit``) and the event-driven tuner
    (``d2l_hpo.tuner``), run until the budget is spent;
 5. the ``Experiment`` read back from the folder (``d2l_hpo.results``).
@@ -37,7 +38,7 @@ from d2l_hpo.backends.local import SubprocessBackend
 from d2l_hpo.recorder import ExperimentRecorder
 from d2l_hpo.results import Experiment, load_experiment
 from d2l_hpo.resume import ResumePlan, plan_resume, points_to_evaluate
-from d2l_hpo.searcher import SeededRandomSearch, sample_configs
+from d2l_hpo.searcher import SeededASHA, SeededRandomSearch, sample_configs
 from d2l_hpo.settings import (POLL_INTERVAL, RunSettings, RunState, default_name,
                                objective_code, usable_cores)
 from d2l_hpo.spaces import validate_config, validate_config_space
@@ -70,7 +71,9 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
                       results_dir: str | os.PathLike | None = None,
                       progress: bool = True, max_failures: int = 3,
                       max_trial_time: float | None = None,
-                      resume: bool = False) -> Experiment:
+                      resume: bool = False, early_stopping: str | None = None,
+                      grace_period: int = 1, reduction_factor: float = 3,
+                      resource_attr: str = "epoch") -> Experiment:
     """Random search over ``config_space`` for ``objective`` on ``n_workers`` workers.
 
     :param objective: function whose arguments are the space's keys; it reports
@@ -96,6 +99,14 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     :param resume: continue the interrupted experiment ``name``: finished trials are
         kept, interrupted ones run again, the seeded sequence goes on, and the budget
         counts what was spent; default False
+    :param early_stopping: ``"asha"`` stops poor trials early with asynchronous
+        successive halving (the same seeded configurations, in the same order); such
+        a trial is ``pruned``. Needs a constant ``max_epochs`` in the space and
+        ``scheduling="async"``; default None (every trial runs all its epochs)
+    :param grace_period: ASHA's first rung: epochs before a trial can be stopped; default 1
+    :param reduction_factor: at each rung ASHA keeps the best ``1 / reduction_factor``;
+        rungs are at ``grace_period * reduction_factor**k`` epochs; default 3
+    :param resource_attr: the reported value that counts epochs; default ``"epoch"``
     :return: the ``Experiment`` with its tables
     :raises TooManyFailuresError: more than ``max_failures`` trials failed (results kept)
     :raises MetricNotReportedError: trials finished but none reported ``metric``
@@ -110,10 +121,15 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
         max_num_trials=max_num_trials, max_wallclock_time=max_wallclock_time,
         max_trial_time=max_trial_time, max_failures=max_failures,
         objective=objective_name.replace("_", "-"),
-        backend=type(backend).__name__ if backend is not None else "SubprocessBackend")
+        backend=type(backend).__name__ if backend is not None else "SubprocessBackend",
+        early_stopping=early_stopping, grace_period=grace_period,
+        reduction_factor=reduction_factor, resource_attr=resource_attr)
     _check_objective(objective, config_space, backend, settings.metric)
     for key, value in RunSettings.space_fields(config_space).items():
         setattr(settings, key, value)
+    if settings.early_stopping:
+        settings.check_early_stopping_space()
+        _check_reports(objective, settings.resource_attr)
     if resume and name is None:
         raise ValueError("resume=True needs the name of the experiment to continue")
     if initial_config is not None:
@@ -187,18 +203,59 @@ def _check_objective(objective, config_space, backend, metric: str) -> None:
     check_names(config_space, metric)
 
 
+def _check_reports(objective, resource_attr: str) -> None:
+    """Early stopping reads ``resource_attr`` in every report: refuse an objective whose
+    code never names it (a report through ``**values`` is found at run time instead)."""
+    code = getattr(objective, "__code__", None)
+    if code is None:
+        return
+    names, codes = set(), [code]
+    while codes:
+        current = codes.pop()
+        for const in current.co_consts:
+            if isinstance(const, str):
+                names.add(const)
+            elif isinstance(const, tuple):
+                names.update(c for c in const if isinstance(c, str))
+            elif hasattr(const, "co_consts"):
+                codes.append(const)
+        names.update(current.co_names)
+    if resource_attr not in names and not code.co_flags & 0x08:  # 0x08: it takes **kwargs
+        raise ValueError(
+            f"early stopping counts epochs by the reported value '{resource_attr}', but "
+            f"{getattr(objective, '__name__', 'the objective')}() never names it: report it "
+            f"after each epoch (Reporter()({resource_attr}=epoch, ...)), or pass "
+            "resource_attr= the name it reports")
+
+
+def make_scheduler(settings: RunSettings, config_space: dict, points: list,
+                   max_num_trials: int | None):
+    """The seeded random search, or ASHA around the same seeded searcher."""
+    if settings.early_stopping == "asha":
+        return SeededASHA(config_space, settings.metric, settings.mode, settings.seed,
+                          max_t=settings.check_early_stopping_space(),
+                          grace_period=settings.grace_period,
+                          reduction_factor=settings.reduction_factor,
+                          resource_attr=settings.resource_attr,
+                          points_to_evaluate=points or None, max_num_trials=max_num_trials)
+    return SeededRandomSearch(config_space, settings.metric, settings.mode, settings.seed,
+                              points or None, max_num_trials)
+
+
 def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
          backend: TrialBackend, runner_backend: RunnerBackend, config_space: dict,
          points: list, path, progress: bool) -> Experiment:
     """Run the tuner on a prepared backend and folder; the experiment it recorded."""
-    scheduler = SeededRandomSearch(config_space, settings.metric, settings.mode, settings.seed,
-                                   points or None,
-                                   plan.trials_left if plan else settings.max_num_trials)
+    scheduler = make_scheduler(settings, config_space, points,
+                               plan.trials_left if plan else settings.max_num_trials)
     scheduler.searcher.skip_draws(state.random_draws if plan else 0)
+    if plan is not None and hasattr(scheduler, "replay"):  # the rungs as they were
+        scheduler.replay(plan.kept_reports)
     recorder = ExperimentRecorder(
         path, settings, state, runner_backend, backend, progress,
         kept_trials=plan.kept_trials if plan else (),
-        kept_reports=plan.kept_reports if plan else (), searcher=scheduler.searcher)
+        kept_reports=plan.kept_reports if plan else (), searcher=scheduler.searcher,
+        scheduler=scheduler)
     time_limit = ([TrialTimeLimit(recorder, backend, settings.max_trial_time)]
                   if settings.max_trial_time is not None else [])
     tuner = EventDrivenTuner(

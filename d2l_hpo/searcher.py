@@ -1,9 +1,10 @@
-"""What to try next: Syne Tune's random search, seeded for real.
+"""What to try next, and whether to go on: Syne Tune's random search, seeded for real,
+and its asynchronous successive halving (ASHA) with the same searcher inside.
 
 Syne Tune 0.16's ``RandomSearcher`` samples from numpy's global generator, so its
 ``random_seed`` does not fix the sequence of configurations; ``SeededRandomSearcher``
 draws from its own generator, so the same seed gives the same configurations in the
-same order, in sync and async mode, on any backend.
+same order, in sync and async mode, on any backend, with or without early stopping.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from syne_tune.config_space import Domain, cast_config_values, postprocess_config
 from syne_tune.optimizer.baselines import RandomSearch
 from syne_tune.optimizer.scheduler import SchedulerDecision
+from syne_tune.optimizer.schedulers.asha import AsynchronousSuccessiveHalving
 from syne_tune.optimizer.schedulers.searchers.random_searcher import RandomSearcher
 
 
@@ -88,6 +90,130 @@ class SeededRandomSearch(RandomSearch):
         value = self._value(result)
         if value is not None and math.isfinite(value):
             super().on_trial_complete(trial, result)
+
+
+def _finite_number(value) -> float | None:
+    """``value`` when it is a number (NaN and inf included), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class _Suggestions:
+    """What ASHA asks of its searcher (suggest; hear about results and errors), answered
+    by a ``SeededRandomSearcher``: random search ignores the results."""
+
+    def __init__(self, searcher: SeededRandomSearcher):
+        self.searcher = searcher
+
+    def suggest(self):
+        return self.searcher.suggest()
+
+    def on_trial_result(self, *args, **kwargs):
+        pass
+
+    def on_trial_error(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):  # skip_draws, num_random, ... of the seeded searcher
+        searcher = self.__dict__.get("searcher")
+        if searcher is None:  # being unpickled
+            raise AttributeError(name)
+        return getattr(searcher, name)
+
+
+def rung_levels(max_epochs: int, grace_period: int, reduction_factor: float) -> list[float]:
+    """The epochs at which ASHA can stop a trial: ``grace_period * reduction_factor**k``
+    below ``max_epochs`` (as Syne Tune's one-bracket ASHA places its rungs)."""
+    count = int(math.log(max_epochs / grace_period) / math.log(reduction_factor) + 1)
+    levels = (grace_period * reduction_factor ** k for k in range(count))
+    return [level for level in levels if level < max_epochs]
+
+
+class SeededASHA(AsynchronousSuccessiveHalving):
+    """Syne Tune's asynchronous successive halving with one bracket, its configurations
+    from a ``SeededRandomSearcher`` (so the same seed gives the same configurations, in
+    the same order, as ``SeededRandomSearch``).
+
+    A trial reports ``metric`` and ``resource_attr`` (the epoch) after each epoch.
+    The rungs are at ``grace_period * reduction_factor**k`` epochs below ``max_t``;
+    at a rung, a trial goes on only if its metric is among the best
+    ``1 / reduction_factor`` of the trials that reached that rung so far, and is
+    stopped (pruned) otherwise. ``pruned`` maps each pruned trial to its epoch.
+    A trial that reaches ``max_t`` ends by itself (completed). As in
+    ``SeededRandomSearch``, a NaN or infinite metric stops a trial (diverged) and a
+    report without the metric passes.
+
+    The only other random choice in Syne Tune's ASHA is the bracket of a new trial
+    (from numpy's global generator); with one bracket there is nothing to choose, and
+    the choice uses this scheduler's own generator anyway.
+    """
+
+    def __init__(self, config_space, metric, mode, seed, max_t, grace_period,
+                 reduction_factor, resource_attr, points_to_evaluate=None,
+                 max_num_trials=None):
+        searcher = SeededRandomSearcher(config_space, points_to_evaluate=points_to_evaluate,
+                                        random_seed=seed, max_suggestions=max_num_trials)
+        super().__init__(config_space, metric=metric, do_minimize=(mode == "min"),
+                         searcher=_Suggestions(searcher), time_attr=resource_attr,
+                         max_t=max_t, grace_period=grace_period,
+                         reduction_factor=reduction_factor, brackets=1, random_seed=seed)
+        self.rng = np.random.RandomState(seed)
+        self.pruned: dict[int, float] = {}
+
+    def rung_levels(self) -> list[float]:
+        """The epochs at which trials can be stopped, ascending."""
+        return sorted(level for level, _ in self.brackets[0].rungs if level < self.max_t)
+
+    def on_trial_add(self, trial):
+        sizes = np.array([len(b.rungs) for b in self.brackets], dtype=float)
+        weights = np.exp(sizes - sizes.max())
+        self.trial_info[trial.trial_id] = self.brackets[
+            self.rng.choice(len(self.brackets), p=weights / weights.sum())]
+
+    def _level(self, trial, result) -> float:
+        level = _finite_number(result.get(self.time_attr))
+        if level is None:
+            raise ValueError(
+                f"trial {trial.trial_id} reported {sorted(k for k in result if not k.startswith('st_'))} "
+                f"without '{self.time_attr}': early stopping needs it in every report "
+                f"(Reporter()({self.time_attr}=epoch, {self.metric}=...)), or pass "
+                "resource_attr= the name the objective reports")
+        return level
+
+    def on_trial_result(self, trial, result):
+        value = _finite_number(result.get(self.metric))
+        if value is None:
+            return SchedulerDecision.CONTINUE
+        if not math.isfinite(value):
+            return SchedulerDecision.STOP
+        level = self._level(trial, result)
+        if level >= self.max_t:
+            return SchedulerDecision.CONTINUE  # its last epoch: it ends by itself
+        decision = super().on_trial_result(trial, result)
+        if decision == SchedulerDecision.STOP:
+            self.pruned[trial.trial_id] = level
+        return decision
+
+    def on_trial_complete(self, trial, result):
+        value = _finite_number(result.get(self.metric))
+        if value is not None and math.isfinite(value) and self.time_attr in result:
+            super().on_trial_complete(trial, result)
+        else:
+            self.trial_info.pop(trial.trial_id, None)
+
+    def on_trial_remove(self, trial):
+        self.trial_info.pop(trial.trial_id, None)
+
+    def replay(self, reports: list[dict]) -> None:
+        """Fill the rungs with the reports of trials an earlier run finished (a resume),
+        in the order they were made, as if this scheduler had seen them."""
+        sign = 1 if self.do_minimize else -1
+        for report in reports:
+            value = _finite_number(report.get(self.metric))
+            level = _finite_number(report.get(self.time_attr))
+            if value is None or level is None or not math.isfinite(value):
+                continue
+            self.brackets[0].on_result(trial_id=int(report["trial_id"]), cur_iter=level,
+                                       metrics={self.metric: sign * value})
 
 
 def seeded_random_search(config_space, metric, mode, seed, initial_config=None,

@@ -103,6 +103,10 @@ class RunSettings:
     string_columns: list[str] = field(default_factory=list)
     initial_config: dict[str, Any] | None = None
     objective_code: str | None = None  # a fingerprint of the objective's code
+    early_stopping: str | None = None  # None, or "asha"
+    grace_period: int = 1  # ASHA's first rung (in levels of resource_attr)
+    reduction_factor: float = 3  # ASHA keeps the best 1 / reduction_factor at a rung
+    resource_attr: str = "epoch"  # the reported value that counts a trial's progress
 
     def __post_init__(self):
         """Raise an error naming the first setting that cannot work, with its value.
@@ -137,6 +141,7 @@ class RunSettings:
         if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2**32):
             raise ValueError(
                 f"seed must be None or an integer from 0 to 2**32 - 1, got {self.seed!r}")
+        self._check_early_stopping()
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(
                 f"name {self.name!r} must start with a letter or digit and hold only "
@@ -144,6 +149,43 @@ class RunSettings:
         if len(self.name) > MAX_NAME_LENGTH:
             raise ValueError(f"name is {len(self.name)} characters long; the most is "
                              f"{MAX_NAME_LENGTH}: {self.name[:40]}...")
+
+    def _check_early_stopping(self) -> None:
+        self.grace_period = _integer(self.grace_period)
+        self.reduction_factor = _number(self.reduction_factor)
+        if self.early_stopping not in (None, "asha"):
+            raise ValueError(f"early_stopping must be None or 'asha', got {self.early_stopping!r}")
+        if not _is_int(self.grace_period) or self.grace_period < 1:
+            raise ValueError(f"grace_period must be an integer >= 1 (epochs before a trial "
+                             f"can be stopped), got {self.grace_period!r}")
+        if isinstance(self.reduction_factor, bool) or not isinstance(
+                self.reduction_factor, (int, float)) or not (
+                math.isfinite(self.reduction_factor) and self.reduction_factor > 1):
+            raise ValueError(f"reduction_factor must be a number > 1 (a rung keeps the best "
+                             f"1 / reduction_factor), got {self.reduction_factor!r}")
+        if not isinstance(self.resource_attr, str) or not self.resource_attr \
+                or self.resource_attr.startswith("st_"):
+            raise ValueError(f"resource_attr must be the name of a reported value (such as "
+                             f"'epoch'), got {self.resource_attr!r}")
+        if self.early_stopping and self.scheduling == "sync":
+            raise ValueError(
+                "early_stopping='asha' needs scheduling='async': ASHA decides about each "
+                "trial as it reports, and Syne Tune 0.16 has no synchronous successive "
+                "halving any more (it was removed with its synchronous schedulers)")
+
+    def check_early_stopping_space(self) -> int:
+        """``max_t`` of early stopping: the space's ``max_epochs`` constant, checked
+        against ``grace_period`` (call once ``constants`` are set)."""
+        max_t = _integer(self.constants.get("max_epochs"))
+        if not _is_int(max_t) or max_t < 1:
+            raise ValueError(
+                "early stopping needs the number of epochs as a constant 'max_epochs' in the "
+                f"config space (it is ASHA's max_t), got {self.constants.get('max_epochs')!r}")
+        if self.grace_period >= max_t:
+            raise ValueError(
+                f"grace_period={self.grace_period} must be below max_epochs={max_t}: a trial "
+                "can only be stopped before its last epoch")
+        return max_t
 
     @staticmethod
     def space_fields(config_space: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 - ``running``: started, not ended yet
 - ``completed``: the objective returned
+- ``pruned``: early stopping (ASHA) stopped it at a rung; ``stopped_at`` in the
+  trials table says at which epoch (its last report's resource level)
 - ``failed``: it raised or its process died (``error`` holds the end of its stderr)
 - ``diverged``: it reported a NaN or infinite metric and was stopped
 - ``timeout``: it ran past ``max_trial_time`` and was killed
@@ -9,13 +11,15 @@
 - ``interrupted``: Ctrl-C, SIGTERM, or its tuner was killed
 """
 
-RUNNING, COMPLETED, FAILED, DIVERGED, TIMEOUT, STOPPED, INTERRUPTED = (
-    "running", "completed", "failed", "diverged", "timeout", "stopped", "interrupted")
+RUNNING, COMPLETED, PRUNED, FAILED, DIVERGED, TIMEOUT, STOPPED, INTERRUPTED = (
+    "running", "completed", "pruned", "failed", "diverged", "timeout", "stopped",
+    "interrupted")
 
 # every status a finished trial can have, in the order summaries list them
-ENDED = (COMPLETED, FAILED, DIVERGED, TIMEOUT, STOPPED, INTERRUPTED)
-# ran to an end of its own: kept by a resume (the others run again)
-FINISHED = (COMPLETED, FAILED, DIVERGED, TIMEOUT)
+ENDED = (COMPLETED, PRUNED, FAILED, DIVERGED, TIMEOUT, STOPPED, INTERRUPTED)
+# ran to an end of its own (or the search's decision): kept by a resume (the others
+# run again)
+FINISHED = (COMPLETED, PRUNED, FAILED, DIVERGED, TIMEOUT)
 # ended without success
 UNSUCCESSFUL = (FAILED, DIVERGED, TIMEOUT)
 # ended because the run stopped it

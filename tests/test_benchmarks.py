@@ -36,9 +36,9 @@ def rows(results, name):
 def test_every_benchmark_prints_its_table_and_the_summary_collects_them(quick_suite):
     results, out = quick_suite
     summary = (results / "summary-quick.md").read_text()
-    for key in ("B1", "B2", "B3", "B4", "B6"):
+    for key in ("B1", "B2", "B3", "B4", "B5", "B6"):
         assert f"== {key}" in out and f"## {key}" in summary
-    assert summary.count("|---") >= 5
+    assert summary.count("|---") >= 6
     assert "FAILED" not in out
 
 
@@ -79,3 +79,13 @@ def test_b6_compares_reading_new_bytes_with_rereading_the_log(quick_suite):
                      ("noisy", "whole file each poll")]
     assert float(b6[0]["MB printed"]) < 0.01 and float(b6[1]["MB printed"]) >= 19
     assert all(float(r["tuner CPU (s)"]) > 0 for r in b6)
+
+
+def test_b5_compares_asha_with_random_search_on_both_workloads(quick_suite):
+    b5 = rows(quick_suite[0], "early_stopping")
+    assert [r["workload"].split(",")[0] for r in b5] == ["synthetic_objective", "LeNet"]
+    for r in b5:
+        assert float(r["RS epochs"]) > 0 and float(r["ASHA epochs"]) > 0
+        assert float(r["ASHA epochs"]) <= float(r["RS epochs"])  # it only ever stops early
+        assert float(r["RS time to target (s)"]) > 0
+        assert r["ASHA reached"] in {"0/1", "1/1"}

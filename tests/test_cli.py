@@ -37,7 +37,8 @@ def test_help_explains_every_flag(capsys):
         main(["run", "--help"])
     text = capsys.readouterr().out
     for flag in ["--workers", "--trials", "--max-wallclock-time", "--scheduling", "--epochs",
-                 "--data-fraction", "--seed", "--name", "--results-dir", "--data"]:
+                 "--data-fraction", "--seed", "--name", "--results-dir", "--data",
+                 "--early-stopping", "--grace-period", "--reduction-factor"]:
         assert flag in text
 
 
@@ -68,3 +69,16 @@ def test_missing_data_stops_run_before_any_trial(tmp_path, monkeypatch, capsys):
     assert main(["run", "--results-dir", str(tmp_path / "runs")]) == 2
     assert "Fashion-MNIST was not found" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_early_stopping_from_the_command_line(tmp_path):
+    done = run_cli("run", "--workers", "2", "--trials", "6", "--epochs", "3",
+                   "--data-fraction", "0.02", "--name", "asha", "--early-stopping", "asha",
+                   "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "runs" / "asha" / "summary.md").read_text()
+    assert "early stopping: ASHA (grace period 1, reduction factor 3" in summary
+    refused = run_cli("run", "--early-stopping", "asha", "--scheduling", "sync",
+                      "--name", "sync-asha", cwd=tmp_path)
+    assert refused.returncode == 2 and "needs scheduling='async'" in refused.stderr
+    assert not (tmp_path / "runs" / "sync-asha").exists()

@@ -179,8 +179,8 @@ def test_a_node_never_runs_more_trials_than_its_cpus(cluster, tmp_path):
 
 
 def _remove_when_busy(cluster, node, node_id, backend, seen: dict):
-    """Remove ``node`` once a trial running there has reported (or after 30 s)."""
-    deadline = time.time() + 30
+    """Remove ``node`` once a trial running there has reported (or after 120 s)."""
+    deadline = time.time() + 120
     while time.time() < deadline:
         if any(backend.trial_placement(t).node == node_id[:8]
                and any("[tune-metric]" in line for line in backend.stdout(t))
@@ -373,6 +373,27 @@ def test_bytes_that_are_not_utf8_are_kept_with_replacement(cluster, tmp_path):
     assert "caf\ufffd \ufffd not UTF-8\n" in backend.stdout(0)
     assert "\ufffd on stderr too\n" in backend.stderr(0)
     assert [r["score"] for r in retrieve(backend.stdout(0))] == [0.5]
+
+
+def test_early_stopping_runs_unchanged_and_frees_a_pruned_trials_cpus(cluster, tmp_path):
+    import d2l_hpo
+
+    space = d2l_hpo.synthetic_space(max_epochs=9, epoch_seconds=0.05)
+    exp = run_random_search(d2l_hpo.synthetic_objective, space, n_workers=4,
+                            max_num_trials=12, seed=3, early_stopping="asha",
+                            backend=RayBackend(address="auto"), results_dir=tmp_path,
+                            name="asha", progress=False)
+    statuses = exp.trials.set_index("trial_id")["status"]
+    assert set(statuses) <= {"completed", "pruned"} and "pruned" in set(statuses)
+    assert set(exp.trials["stopped_at"].dropna()) <= {1, 3}
+    assert exp.trials["node"].str.len().gt(0).all()
+    # a pruned trial's Ray worker was killed when it was stopped (its CPUs freed then)
+    pruned_pids = exp.trials.loc[exp.trials["status"] == "pruned", "pid"].astype(int)
+    assert not any(psutil.pid_exists(pid) for pid in pruned_pids), list(pruned_pids)
+    deadline = time.time() + 10
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"]:
+        assert time.time() < deadline, ray.available_resources()
+        time.sleep(0.1)
 
 
 def test_backends_of_one_driver_share_the_collector_and_wake_the_tuner(cluster, tmp_path):
