@@ -224,3 +224,24 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "- trials: 2 (1 completed, 1 pruned)" in summary
     assert "1 trials pruned; 4 epochs spent in all" in summary
+
+
+def test_a_nan_stops_a_trial_as_diverged_not_pruned_and_the_progress_line_counts():
+    import math
+
+    from d2l_hpo.progress import ProgressState
+
+    asha = SeededASHA(SPACE, "validation_error", "min", seed=0, max_t=9, grace_period=1,
+                      reduction_factor=3, resource_attr="epoch")
+    trial = Trial(trial_id=0, config={}, creation_time=None)
+    asha.on_trial_add(trial)
+    assert asha.on_trial_result(trial, {"epoch": 1, "validation_error": math.nan}) == "STOP"
+    assert asha.pruned == {}  # the recorder then marks it diverged
+    # a report without the metric passes; the last epoch is never a stop
+    assert asha.on_trial_result(trial, {"epoch": 2}) == "CONTINUE"
+    assert asha.on_trial_result(trial, {"epoch": 9, "validation_error": 0.9}) == "CONTINUE"
+    line = ProgressState(completed=1, failed=0, stopped=0, running=2, best=0.25, pruned=3,
+                         epochs=17).describe("validation_error")
+    assert line == "3 pruned, 0 failed, 2 running; best validation_error 0.25; 17 epochs"
+    plain = ProgressState(1, 0, 0, 2, 0.25).describe("validation_error")
+    assert "pruned" not in plain and "epochs" not in plain
