@@ -27,6 +27,15 @@ from d2l_hpo.spaces import (
 
 __version__ = "0.1.0"
 
+
+def shutdown() -> None:
+    """Close the warm trial servers this process keeps between searches (they close by
+    themselves when the interpreter exits). The next search starts a fresh one."""
+    from d2l_hpo.backends._warm_pool import shutdown as close_servers
+
+    close_servers()
+
+
 __all__ = [
     "budget", "by_budget", "claim", "compare", "epoch_seconds", "ideal_makespan", "ideal_starts",
     "launch_gaps", "time_to_reach",
@@ -35,6 +44,6 @@ __all__ = [
     "find_fashion_mnist", "lenet_objective", "lenet_space", "load_experiment",
     "plot_best_so_far", "plot_learning_curves", "plot_sync_vs_async", "plot_trials_over_time",
     "plot_worker_timeline", "run_random_search", "sample_configs",
-    "stage_fashion_mnist", "synthetic_objective", "synthetic_space",
+    "shutdown", "stage_fashion_mnist", "synthetic_objective", "synthetic_space",
     "validate_config_space",
 ]

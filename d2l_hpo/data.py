@@ -216,6 +216,32 @@ class _BatchIndexed:
         return self.X[indices], self.y[indices]
 
 
+class _ResidentBatches:
+    """Minibatches cut from tensors that stay on one device (a GPU): one index per
+    batch on the device, nothing copied from the host. Shuffled with ``generator``
+    exactly as a ``RandomSampler`` with that generator would (one ``randperm`` per
+    epoch), so the batches are the same as the host loader's; in order without one."""
+
+    def __init__(self, data: _BatchIndexed, batch_size: int, generator=None):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+
+    def __len__(self):
+        return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        X, y, n = self.data.X, self.data.y, len(self.data)
+        if self.generator is None:
+            for start in range(0, n, self.batch_size):
+                yield X[start:start + self.batch_size], y[start:start + self.batch_size]
+            return
+        order = torch.randperm(n, generator=self.generator).to(X.device)
+        for start in range(0, n, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            yield X[batch], y[batch]
+
+
 class FashionMNISTInMemory:
     """Fashion-MNIST as in-memory tensors, with ``d2l.FashionMNIST``'s interface.
 
@@ -223,10 +249,13 @@ class FashionMNISTInMemory:
     :param fraction: keep this seeded random fraction of each split; default 1.0
     :param seed: seed of that subset and of the shuffling; default 0
     :param path: where to look first for the data; default None (see ``find_fashion_mnist``)
+    :param device: keep both splits on this device (``"cuda"``) and cut the batches
+        there, with the same seeded order; default None: host memory and a
+        ``DataLoader``. Fashion-MNIST takes about 220 MB as float32.
     """
 
     def __init__(self, batch_size: int = 64, fraction: float = 1.0, seed: int = 0,
-                 path=None):
+                 path=None, device=None):
         import torch
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -236,6 +265,10 @@ class FashionMNISTInMemory:
         self.generator = torch.Generator().manual_seed(seed)
         self.train = self._subset(*load_fashion_mnist(True, path))
         self.val = self._subset(*load_fashion_mnist(False, path))
+        self.device = None if device is None else torch.device(device)
+        if self.device is not None:
+            for split in (self.train, self.val):
+                split.X, split.y = split.X.to(self.device), split.y.to(self.device)
 
     def _subset(self, X, y):
         import torch
@@ -248,6 +281,8 @@ class FashionMNISTInMemory:
     def get_dataloader(self, train: bool):
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
         data = self.train if train else self.val
+        if self.device is not None:
+            return _ResidentBatches(data, self.batch_size, self.generator if train else None)
         order = (RandomSampler(data, generator=self.generator) if train
                  else SequentialSampler(data))
         # batch_size=None + a BatchSampler: one fancy-index per batch, no per-image work

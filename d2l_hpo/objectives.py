@@ -32,10 +32,11 @@ def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
     # Syne Tune exposes one GPU per trial through CUDA_VISIBLE_DEVICES
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
+    # on a GPU the data stay there and batches are cut there (same seeded order)
     data = FashionMNISTInMemory(batch_size=batch_size, fraction=data_fraction,
-                                seed=data_seed)
+                                seed=data_seed, device="cuda" if device == "cuda" else None)
     model = d2l.LeNet(lr=learning_rate, num_classes=10)
-    model.apply_init([next(iter(data.train_dataloader()))[0]], d2l.init_cnn)
+    model.apply_init([next(iter(data.train_dataloader()))[0].cpu()], d2l.init_cnn)
     model = prepare_model(model, device)
     optimizer = model.configure_optimizers()  # SGD with the trial's learning rate
     # the book's HPOTrainer loop, lean: see d2l_hpo.training

@@ -53,8 +53,10 @@ class Progress:
     min_interval = 0.0  # seconds between two redraws of an unchanged state (0: never)
 
     def __init__(self, name: str, total: int | None, metric: str,
-                 budget_seconds: float | None = None, stream=None, clock=None):
+                 budget_seconds: float | None = None, stream=None, clock=None,
+                 setup: float | None = None, warm: str = ""):
         self.name, self.total, self.metric = name, total, metric
+        self.setup, self.warm = setup, warm
         self.budget_seconds = budget_seconds
         self.stream = stream if stream is not None else sys.stderr
         self.state: ProgressState | None = None
@@ -62,6 +64,15 @@ class Progress:
         # seconds since the experiment began (a resumed one began before this call)
         self.elapsed = clock if clock is not None else (lambda: time.monotonic() - started)
         self._drawn_at = -math.inf
+
+    def setup_text(self) -> str:
+        """What happened before the clock started, e.g. ``set-up 6.1 s before the
+        clock (trial server started: imports)``; empty when not known."""
+        if self.setup is None:
+            return ""
+        why = {"started": " (trial server started: imports)",
+               "reused": " (warm trial server reused)"}.get(self.warm, "")
+        return f"set-up {self.setup:.1f} s before the clock{why}"
 
     def text(self, state: ProgressState) -> str:
         total = f"/{self.total}" if self.total else ""
@@ -91,7 +102,12 @@ class Progress:
 
 
 class LogProgress(Progress):
-    """One line per change, and one when the search ends."""
+    """A first line with the set-up, one line per change, and one when the search ends."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.setup_text():
+            print(f"{self.name}: {self.setup_text()}", file=self.stream, flush=True)
 
     def close(self):
         if self.state is not None:
@@ -109,6 +125,8 @@ class TerminalProgress(Progress):
         from tqdm import tqdm
         self.bar = tqdm(total=self.total, unit="trial", desc=self.name, dynamic_ncols=True,
                         file=self.stream)
+        if self.setup_text():
+            self.bar.write(f"{self.name}: {self.setup_text()}", file=self.stream)
 
     def draw(self, state, final):
         self.bar.n = state.ended
@@ -143,6 +161,8 @@ class NotebookProgress(Progress):
         text = self.text(state)
         if final:
             text += f" (finished after {self.elapsed():.0f} s)"
+        if self.setup_text():
+            text += f"; {self.setup_text()}"
         bar = (f'<progress value="{state.ended}" max="{self.total}" style="width: 12em">'
                '</progress> ' if self.total else "")
         return {"text/plain": text, "text/html": f"<div>{bar}<code>{html.escape(text)}</code></div>"}
@@ -162,7 +182,8 @@ def in_notebook() -> bool:
 
 
 def progress_display(name: str, total: int | None, metric: str,
-                     budget_seconds: float | None = None, clock=None) -> Progress:
+                     budget_seconds: float | None = None, clock=None,
+                     setup: float | None = None, warm: str = "") -> Progress:
     """The progress display that suits where this runs (see the module's docstring).
 
     :param name: the experiment's name, first on the line
@@ -170,9 +191,12 @@ def progress_display(name: str, total: int | None, metric: str,
     :param metric: the metric whose best value is shown
     :param budget_seconds: the wall-clock budget, shown next to the elapsed time; or None
     :param clock: seconds since the experiment began; default: since this call
+    :param setup: seconds the call spent before the clock started, shown first; or None
+    :param warm: whether the trial server was ``"started"`` or ``"reused"`` for it
     """
+    extra = dict(clock=clock, setup=setup, warm=warm)
     if in_notebook():
-        return NotebookProgress(name, total, metric, budget_seconds, clock=clock)
+        return NotebookProgress(name, total, metric, budget_seconds, **extra)
     stream = sys.stderr
     kind = TerminalProgress if getattr(stream, "isatty", lambda: False)() else LogProgress
-    return kind(name, total, metric, budget_seconds, stream=stream, clock=clock)
+    return kind(name, total, metric, budget_seconds, stream=stream, **extra)

@@ -41,16 +41,21 @@ class ExperimentRecorder(TunerCallback):
     :param searcher: the seeded searcher, whose random draws the state counts
     :param scheduler: the scheduler; when it stops a trial that it lists in its
         ``pruned`` (early stopping), the trial is ``pruned``, else it ``diverged``
+    :param called: ``time.time()`` when ``run_random_search`` was called; the time
+        from then to the start of the clock is recorded as the set-up
     """
 
     def __init__(self, path: Path, settings: RunSettings, state: RunState,
                  backend: RunnerBackend, trial_backend: TrialBackend | None = None,
                  progress: bool = True, kept_trials: list[dict] = (),
-                 kept_reports: list[dict] = (), searcher=None, scheduler=None):
+                 kept_reports: list[dict] = (), searcher=None, scheduler=None,
+                 called: float | None = None):
         self.path, self.settings, self.state = Path(path), settings, state
         self.backend, self.trial_backend = backend, trial_backend
         self.show_progress = progress
         self.searcher, self.scheduler = searcher, scheduler
+        self.called = called
+        self.setup_before = state.setup_time  # earlier calls' set-up (a resume)
         self.trials: dict[int, dict] = {int(r["trial_id"]): dict(r) for r in kept_trials}
         self.rows: list[dict] = [dict(r) for r in kept_reports]
         self.random_draws_before = state.random_draws
@@ -93,13 +98,17 @@ class ExperimentRecorder(TunerCallback):
     # --- Syne Tune callback hooks -------------------------------------------------
     def on_tuning_start(self, tuner):
         self.t0 = time.time() - self.elapsed_before
+        setup = time.time() - self.called if self.called is not None else None
+        if setup is not None:
+            self.state.setup_time = self.setup_before + setup
         if self.state.start_timestamp is None:
             self.state.start_timestamp = self.t0
         self.state.finished = False
         if self.show_progress:
             self.bar = progress_display(self.settings.name, self.settings.max_num_trials,
                                         self.settings.metric,
-                                        self.settings.max_wallclock_time, clock=self.now)
+                                        self.settings.max_wallclock_time, clock=self.now,
+                                        setup=setup, warm=self.state.warm_server)
         self.save(force=True)
 
     def on_start_trial(self, trial):

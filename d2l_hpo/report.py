@@ -32,6 +32,11 @@ def write_report(exp) -> list[Path]:
              f"- trials: {summary['trials']} (" + ", ".join(
                  f"{summary[s]} {s}" for s in ENDED if summary[s] or s == COMPLETED) + ")",
              f"- wall-clock: {exp.wallclock:.1f} s; workers busy {exp.utilization:.1%} of it",
+             f"- set-up before the clock: {exp.setup_time:.1f} s"
+             + {"started": " (the trial server imported the objective's modules)",
+                "reused": " (a warm trial server from an earlier search was reused)"}.get(
+                 exp.settings.get("warm_server", ""), "")
+             + f"; the whole call {exp.call_time:.1f} s",
              *([f"- early stopping: ASHA (grace period {exp.settings.get('grace_period')}, "
                 f"reduction factor {exp.settings.get('reduction_factor')}); "
                 f"{summary['pruned']} trials pruned; {summary['epochs_spent']} "

@@ -53,6 +53,17 @@ class Experiment:
                              self.n_workers, self.wallclock)
 
     @property
+    def setup_time(self) -> float:
+        """Seconds the call(s) spent before the clock started (the backend's warm-up:
+        importing the objective's modules); not in ``wallclock``."""
+        return float(self.settings.get("setup_time") or 0.0)
+
+    @property
+    def call_time(self) -> float:
+        """What the user waited for: the set-up plus the wall-clock."""
+        return self.setup_time + self.wallclock
+
+    @property
     def idle_worker_seconds(self) -> float:
         """Worker-seconds during which a worker had no trial."""
         return self.n_workers * self.wallclock * (1 - self.utilization)
@@ -131,7 +142,8 @@ class Experiment:
             "trials": len(self.trials),
             **{s: int(counts.get(s, 0)) for s in ENDED},
             "errors": errors, "epochs_spent": self.epochs_spent,
-            "wallclock": round(self.wallclock, 2), "utilization": round(self.utilization, 3),
+            "wallclock": round(self.wallclock, 2), "setup_time": round(self.setup_time, 2),
+            "utilization": round(self.utilization, 3),
             f"best_{self.metric}": self.best_value, "best_config": self.best_config,
         }
 

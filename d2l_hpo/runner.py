@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from datetime import datetime
 from typing import Any, Callable
@@ -111,6 +112,7 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
     :raises TooManyFailuresError: more than ``max_failures`` trials failed (results kept)
     :raises MetricNotReportedError: trials finished but none reported ``metric``
     """
+    called = time.time()  # the set-up before the clock counts from here
     if not callable(objective) and backend is None:
         raise TypeError(f"objective must be a function, got {objective!r}")
     objective_name = getattr(objective, "__name__", "objective")
@@ -149,7 +151,7 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
         path = prepare_folder(results_dir, settings.name, resume)
         try:
             return _prepare_and_run(objective, config_space, settings, initial_config,
-                                    backend, path, progress, resume)
+                                    backend, path, progress, resume, called)
         finally:
             release_folder(path)
     finally:
@@ -157,7 +159,7 @@ def run_random_search(objective: Callable, config_space: dict[str, Any], *, n_wo
 
 
 def _prepare_and_run(objective, config_space, settings, initial_config, backend, path,
-                     progress, resume) -> Experiment:
+                     progress, resume, called: float) -> Experiment:
     """Resume plan, seed, backend bound and warmed up; then the run."""
     settings.objective_code = objective_code(objective)
     plan = plan_resume(path, settings) if resume else None
@@ -190,8 +192,9 @@ def _prepare_and_run(objective, config_space, settings, initial_config, backend,
         warnings.warn(
             f"n_workers={settings.n_workers}, but {backend} has room for only {capacity} "
             "trials at once: the others wait for a free slot", stacklevel=2)
+    state.warm_server = runner_backend.warm_state()
     return _run(settings, state, plan, backend, runner_backend, config_space,
-                points_to_evaluate(plan, initial_config), path, progress)
+                points_to_evaluate(plan, initial_config), path, progress, called)
 
 
 def _check_objective(objective, config_space, backend, metric: str) -> None:
@@ -244,7 +247,7 @@ def make_scheduler(settings: RunSettings, config_space: dict, points: list,
 
 def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
          backend: TrialBackend, runner_backend: RunnerBackend, config_space: dict,
-         points: list, path, progress: bool) -> Experiment:
+         points: list, path, progress: bool, called: float | None = None) -> Experiment:
     """Run the tuner on a prepared backend and folder; the experiment it recorded."""
     scheduler = make_scheduler(settings, config_space, points,
                                plan.trials_left if plan else settings.max_num_trials)
@@ -255,7 +258,7 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
         path, settings, state, runner_backend, backend, progress,
         kept_trials=plan.kept_trials if plan else (),
         kept_reports=plan.kept_reports if plan else (), searcher=scheduler.searcher,
-        scheduler=scheduler)
+        scheduler=scheduler, called=called)
     time_limit = ([TrialTimeLimit(recorder, backend, settings.max_trial_time)]
                   if settings.max_trial_time is not None else [])
     tuner = EventDrivenTuner(

@@ -207,6 +207,10 @@ class RunState:
     finished: bool = False  # False while running, or when interrupted or killed
     random_draws: int = 0  # configurations drawn at random so far (a resume skips them)
     resumed: int = 0  # how many times it was resumed
+    # seconds from the call of run_random_search to the start of the clock (the
+    # backend's warm-up: importing the objective's modules), summed over resumed calls
+    setup_time: float = 0.0
+    warm_server: str = ""  # the last call's fork server: "started", "reused" or ""
     abandoned: list[int] = field(default_factory=list)  # trials redone under new ids
     messages: list[str] = field(default_factory=list)  # what it said while running
 

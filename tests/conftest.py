@@ -28,6 +28,13 @@ from d2l_hpo.results import build_experiment
 matplotlib.use("Agg")
 
 
+def pooled_server_pids() -> set[int]:
+    """The fork servers kept warm for the next search (expected to outlive a run)."""
+    from d2l_hpo.backends import _warm_pool
+
+    return {server.process.pid for server in _warm_pool.pooled()}
+
+
 @pytest.fixture
 def results_dir(tmp_path):
     return tmp_path / "runs"

@@ -98,13 +98,25 @@ def test_a_claim_left_by_a_dead_process_is_stale(results_dir):
     assert len(exp.trials) == 2 and not (folder / ".owner").exists()
 
 
+def slow_version(x):
+    import time
+
+    from syne_tune import Reporter
+
+    time.sleep(1.0)
+    Reporter()(epoch=1, validation_error=1.0)
+
+
 def test_a_second_search_in_another_thread_is_a_clear_error(results_dir):
     stdout = sys.stdout
     done = {}
     thread = threading.Thread(target=lambda: done.setdefault(
-        "exp", quick(first_version, results_dir, name="in-a-thread", max_num_trials=6)))
+        "exp", quick(slow_version, results_dir, name="in-a-thread", max_num_trials=6)))
     thread.start()
-    time.sleep(0.5)
+    deadline = time.time() + 60  # until the search in the thread has begun
+    while not (results_dir / "in-a-thread" / ".owner").exists():
+        assert time.time() < deadline and thread.is_alive()
+        time.sleep(0.01)
     with pytest.raises(RuntimeError, match="already running in this process"):
         quick(first_version, results_dir, name="in-main")
     thread.join(timeout=120)

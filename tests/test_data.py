@@ -149,3 +149,19 @@ def test_subset_indices_depend_on_the_seed(isolated, monkeypatch):
     labels = lambda seed: FashionMNISTInMemory(fraction=0.001, seed=seed).train.y.tolist()
     assert labels(0) == labels(0)
     assert labels(0) != labels(1)
+
+
+def test_batches_kept_on_a_device_are_the_host_loaders_batches(isolated, monkeypatch):
+    """The GPU path (data resident on the device, batches cut there) draws exactly the
+    batches of the host DataLoader, epoch after epoch: checked with device="cpu"."""
+    monkeypatch.setattr(data, "DEBIAN_DIR", write_fake_idx_folder(isolated / "deb"))
+    host = FashionMNISTInMemory(batch_size=64, fraction=0.02, seed=3)
+    resident = FashionMNISTInMemory(batch_size=64, fraction=0.02, seed=3, device="cpu")
+    assert resident.device == torch.device("cpu") and host.device is None
+    for _ in range(2):  # the shuffle of each epoch
+        for loader in ("train_dataloader", "val_dataloader"):
+            a, b = list(getattr(host, loader)()), list(getattr(resident, loader)())
+            assert len(a) == len(b) == len(getattr(resident, loader)()) > 1
+            for (Xa, ya), (Xb, yb) in zip(a, b):
+                assert torch.equal(Xa, Xb) and torch.equal(ya, yb)
+    assert len(b[-1][1]) == len(resident.val) % 64 or len(b[-1][1]) == 64  # a short last batch

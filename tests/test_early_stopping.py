@@ -14,6 +14,7 @@ import pytest
 from syne_tune.backend.trial_status import Trial
 
 import d2l_hpo
+from conftest import pooled_server_pids
 from d2l_hpo import load_experiment, run_random_search
 from d2l_hpo.searcher import SeededASHA
 from d2l_hpo.spaces import randint
@@ -36,9 +37,12 @@ def epochs_reported(exp):
 
 
 def trial_processes():
-    """Our trial processes and fork servers still running under this process."""
+    """Our trial processes and fork servers still running under this process (but
+    not the fork servers kept warm for the next search)."""
     left = []
     for process in psutil.Process().children(recursive=True):
+        if process.pid in pooled_server_pids():
+            continue
         try:
             command = " ".join(process.cmdline())
             if process.status() != psutil.STATUS_ZOMBIE and (

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 import d2l_hpo
+from conftest import pooled_server_pids
 from d2l_hpo import load_experiment, run_random_search
 from d2l_hpo.runner import MetricNotReportedError, TooManyFailuresError
 from d2l_hpo.spaces import choice, randint
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.slow
 
 
 def descendants():
+    """Processes left under this one, except the fork servers kept warm for the next
+    search (``d2l_hpo.shutdown()`` closes those)."""
     return [p for p in psutil.Process().children(recursive=True) if p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE]
+            and p.status() != psutil.STATUS_ZOMBIE and p.pid not in pooled_server_pids()]
 
 
 @pytest.fixture(autouse=True)

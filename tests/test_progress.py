@@ -48,8 +48,11 @@ def test_the_cli_writes_a_line_per_change_into_a_log(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("logged: ")]
     assert lines[-1].startswith("logged: 3/3 trials completed") and "(finished after" in lines[-1]
-    assert "s of the budget" in lines[0]  # the CLI's default wall-clock budget
-    body = [re.sub(r"; \d+/\d+ s of the budget", "", line) for line in lines[:-1]]
+    # first the set-up before the clock: a new process starts the trial server
+    assert re.fullmatch(r"logged: set-up \d+\.\d s before the clock \(trial server "
+                        r"started: imports\)", lines[0]), lines[0]
+    assert "s of the budget" in lines[1]  # the CLI's default wall-clock budget
+    body = [re.sub(r"; \d+/\d+ s of the budget", "", line) for line in lines[1:-1]]
     assert all(a != b for a, b in zip(body, body[1:])), "a line without a change: " + str(body)
     assert len(body) <= 3 * 3 + 1  # at most a start, a new best and an end per trial
 

@@ -7,7 +7,9 @@ import psutil
 import pytest
 from syne_tune.config_space import uniform
 
+import d2l_hpo
 from d2l_hpo import run_random_search
+from d2l_hpo.backends import _warm_pool
 from d2l_hpo.backends import SubprocessBackend
 from d2l_hpo.backends._common import imported_modules
 
@@ -71,9 +73,15 @@ def test_cold_trials_are_new_interpreters(tmp_path):
     assert (results["torch_threads"] == 2).all()
 
 
-def test_the_fork_server_is_gone_after_the_run(tmp_path):
+def test_the_fork_server_waits_warm_for_the_next_search_until_shutdown(tmp_path):
+    d2l_hpo.shutdown()
     run(tmp_path, warm=True)
+    left = psutil.Process(os.getpid()).children(recursive=True)
+    assert [p.pid for p in left] == [s.process.pid for s in _warm_pool.pooled()]
+    assert "d2l_hpo.backends._forkserver" in " ".join(left[0].cmdline())
+    d2l_hpo.shutdown()
     assert psutil.Process(os.getpid()).children(recursive=True) == []
+    assert _warm_pool.pooled() == []
 
 
 def sleeper(seconds: float):
@@ -104,3 +112,181 @@ def test_the_tuner_is_woken_when_a_forked_trial_ends(tmp_path):
     backend.wait_for_change(0.3)
     assert time.monotonic() - start >= 0.25
     backend.stop_server()
+
+
+# --- issue 16: a single-threaded server, kept warm between searches ---------------------
+def heavy_imports(x: float):
+    import os
+
+    import numpy as np
+    import syne_tune
+    import torch
+    from syne_tune import Reporter
+    from threadpoolctl import threadpool_info
+
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    np.linalg.inv(np.eye(200) + x)  # uses BLAS
+    Reporter()(validation_error=x, torch_threads=torch.get_num_threads(),
+               blas_threads=min(blas) if blas else -1, parent=os.getppid(),
+               st=syne_tune.__name__)
+
+
+def fork_servers() -> list[psutil.Process]:
+    found = []
+    for process in psutil.Process().children():
+        try:
+            if "d2l_hpo.backends._forkserver" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def search(tmp_path, objective, space, threads=1, trials=3, **kwargs):
+    backend = SubprocessBackend(objective, space, threads_per_trial=threads)
+    return run_random_search(objective, space, n_workers=1, max_num_trials=trials, seed=0,
+                             backend=backend, results_dir=tmp_path, progress=False, **kwargs)
+
+
+def test_the_fork_server_has_one_thread_whenever_it_forks(tmp_path):
+    """With torch, numpy and Syne Tune imported and 2 threads per trial, the server
+    stays single-threaded (no jemalloc or BLAS threads); each trial has its 2."""
+    import threading
+
+    d2l_hpo.shutdown()
+    seen, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for server in fork_servers():
+                try:
+                    seen.append(len(os.listdir(f"/proc/{server.pid}/task")))
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        exp = search(tmp_path, heavy_imports, {"x": uniform(0, 1)}, threads=2, trials=4)
+    finally:
+        stop.set()
+        watcher.join()
+    assert (exp.trials["status"] == "completed").all()
+    assert len(seen) > 10 and set(seen) == {1}, seen
+    assert (exp.results["torch_threads"] == 2).all()
+    assert (exp.results["blas_threads"] == 2).all()  # set after the fork
+    assert exp.results["parent"].nunique() == 1  # all forked by the one server
+    d2l_hpo.shutdown()
+
+
+def test_trials_start_as_fresh_interpreters_where_forking_is_not_safe(tmp_path, monkeypatch):
+    monkeypatch.setenv("D2L_HPO_START", "fresh")
+    assert not _warm_pool.fork_is_safe()
+    d2l_hpo.shutdown()
+    exp = search(tmp_path, state_objective, {"x": uniform(0, 1)}, threads=2, trials=3)
+    assert (exp.trials["status"] == "completed").all()
+    results = exp.results
+    assert not results["preloaded"].any()  # each trial imported torch itself
+    assert results["pid"].nunique() == 3 and (results["torch_threads"] == 2).all()
+    assert not any("_forkserver" in parent for parent in results["parent"])  # the tuner's
+    assert fork_servers() == [] and exp.settings["warm_server"] == ""
+    monkeypatch.delenv("D2L_HPO_START")
+    monkeypatch.setattr("sys.platform", "darwin")  # macOS: forking after torch is unsafe
+    assert not _warm_pool.fork_is_safe()
+    assert not SubprocessBackend(state_objective, {"x": 0.5}).warm_start
+
+
+def reports_parent(x: float):
+    import os
+
+    from syne_tune import Reporter
+
+    import lesson_helpers
+
+    Reporter()(validation_error=x, parent=os.getppid(), helper=lesson_helpers.VERSION)
+
+
+def test_the_warm_server_is_reused_and_replaced_when_a_module_it_imported_changes(
+        tmp_path, monkeypatch):
+    lesson = tmp_path / "lesson"
+    lesson.mkdir()
+    (lesson / "lesson_helpers.py").write_text("VERSION = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(lesson))
+    d2l_hpo.shutdown()
+    space = {"x": uniform(0, 1)}
+    first = search(tmp_path / "runs", reports_parent, space, trials=2)
+    second = search(tmp_path / "runs", reports_parent, space, threads=2, trials=2)
+    assert first.settings["warm_server"] == "started"
+    assert second.settings["warm_server"] == "reused"  # another thread budget: no matter
+    assert set(first.results["parent"]) == set(second.results["parent"])
+    assert (second.results["helper"] == 1).all()
+    (lesson / "lesson_helpers.py").write_text("VERSION = 2  # edited\n")  # the lesson changes
+    third = search(tmp_path / "runs", reports_parent, space, trials=2)
+    assert third.settings["warm_server"] == "started"
+    assert (third.results["helper"] == 2).all()  # the new code runs
+    assert set(third.results["parent"]).isdisjoint(set(second.results["parent"]))
+    # other GPUs visible: another server (it would hand its trials the wrong devices)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    fourth = search(tmp_path / "runs", reports_parent, space, trials=2)
+    assert fourth.settings["warm_server"] == "started"
+    assert len(_warm_pool.pooled()) == 2  # kept for either setting
+    d2l_hpo.shutdown()
+    assert fork_servers() == []
+
+
+def test_the_set_up_before_the_clock_is_recorded_and_said(tmp_path, capsys):
+    d2l_hpo.shutdown()
+    first = search(tmp_path, state_objective, {"x": uniform(0, 1)}, trials=1)
+    again = search(tmp_path, state_objective, {"x": uniform(0, 1)}, trials=1)
+    for exp in (first, again):
+        assert exp.setup_time > 0 and exp.call_time == exp.setup_time + exp.wallclock
+        assert exp.summary()["setup_time"] == round(exp.setup_time, 2)
+    assert (first.settings["warm_server"], again.settings["warm_server"]) == ("started", "reused")
+    from d2l_hpo.report import write_report
+
+    write_report(again)
+    summary = (again.path / "summary.md").read_text()
+    assert f"set-up before the clock: {again.setup_time:.1f} s (a warm trial server" in summary
+    run_random_search(state_objective, {"x": 0.5}, n_workers=1, max_num_trials=1,
+                      results_dir=tmp_path, progress=True)
+    first_line = capsys.readouterr().err.splitlines()[0]
+    assert "set-up" in first_line and "before the clock (warm trial server reused)" in first_line
+
+
+EXITING_SCRIPT = """
+import sys
+from d2l_hpo import run_random_search
+from d2l_hpo.backends import _warm_pool
+
+def quick(x: float):
+    from syne_tune import Reporter
+    Reporter()(validation_error=x)
+
+run_random_search(quick, {"x": 0.5}, n_workers=1, max_num_trials=1, results_dir=sys.argv[1],
+                  progress=False)
+print([s.process.pid for s in _warm_pool.pooled()], flush=True)
+"""
+
+
+def test_the_warm_server_ends_when_the_interpreter_exits(tmp_path):
+    import ast
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXITING_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pids = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert len(pids) == 1  # it was kept warm until the exit
+
+    def running(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.time() + 10
+    while running(pids[0]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not running(pids[0])

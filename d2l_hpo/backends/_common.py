@@ -78,6 +78,12 @@ def set_thread_budget(threads: int) -> None:
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
+    if "numpy" in sys.modules and threads > 1:  # its BLAS started with one thread
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return
+        threadpool_limits(int(threads), user_api="blas")
 
 
 def fresh_state(threads: int) -> None:

@@ -1,10 +1,13 @@
 """A warm parent for trial processes: imports once, then forks one child per trial.
 
 Started by ``SubprocessBackend`` as
-``python -m d2l_hpo.backends._forkserver THREADS NOTIFY_FD MODULE...``. It
-imports the modules the objective imports (torch, d2l, ...) once, then reads one
-JSON request per line on stdin, forks a child per request and answers with the
-child's pid. The child is a fresh copy of this process, never of an earlier trial:
+``python -m d2l_hpo.backends._forkserver NOTIFY_FD MODULE...`` (from
+``_warm_pool.WarmServer``). It imports the modules the objective imports (torch, d2l,
+...) once, with one thread for every library (``_warm_pool.server_environment``), says
+``ready`` and which source files its code came from, then reads one JSON request per
+line on stdin, forks a child per request and answers with the child's pid. It has
+one thread whenever it forks: a fork from a process with other threads can deadlock
+the child (Python 3.12+ warns about it at each fork). The child is a fresh copy of this process, never of an earlier trial:
 it gets new random seeds, its own thread count, GPU and environment, its output
 goes to the trial's ``std.out``/``std.err``, and it runs the trial exactly as a
 newly started ``_trial_main.py`` would. A trial that crashes or hangs takes down only
@@ -31,13 +34,51 @@ from d2l_hpo.backends._common import die_with_parent, fresh_state, set_thread_bu
 from d2l_hpo.storage import write_atomically
 
 
-def _preload(threads: str, modules: list[str]) -> None:
-    set_thread_budget(int(threads))
+def _preload(modules: list[str]) -> None:
+    set_thread_budget(1)  # the libraries' pools start small; each trial sets its own
     for name in modules:
         try:
             __import__(name)
         except Exception:  # the trial will meet (and report) the same error itself
             pass
+
+
+def _installed_paths() -> tuple[str, ...]:
+    """Folders of the Python installation: code there changes only by reinstalling."""
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(getattr(site, "getsitepackages", list)())
+    paths.add(sys.base_prefix)
+    return tuple(os.path.join(os.path.realpath(p), "") for p in paths)
+
+
+def imported_sources() -> dict[str, list[int]]:
+    """Source files of the modules loaded now that lie outside the installation (this
+    package in a checkout, a lesson's own modules), with their mtime and size."""
+    installed, files = _installed_paths(), {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(installed):
+            continue
+        try:
+            info = os.stat(real)
+        except OSError:
+            continue
+        files[real] = [info.st_mtime_ns, info.st_size]
+    return files
+
+
+def thread_count() -> int | None:
+    """Threads of this process (Linux), None where it cannot tell."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
 
 
 def _child(request: dict, wakeup_r: int, notify: int) -> None:
@@ -63,7 +104,7 @@ def _child(request: dict, wakeup_r: int, notify: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        fresh_state(int(sys.argv[1]))  # new seeds, the trial's thread budget
+        fresh_state(int(request.get("threads", 1)))  # new seeds, its thread budget
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.argv = list(request["argv"])
         from d2l_hpo.backends import _trial_main
@@ -102,10 +143,10 @@ def _notify(fd: int) -> None:
 
 def main() -> None:
     die_with_parent()
-    notify = int(sys.argv[2])
+    notify = int(sys.argv[1])
     if notify >= 0:
         os.set_blocking(notify, False)
-    _preload(sys.argv[1], sys.argv[3:])
+    _preload(sys.argv[2:])
     wakeup_r, wakeup_w = os.pipe()
     os.set_blocking(wakeup_w, False)
     signal.set_wakeup_fd(wakeup_w)
@@ -113,7 +154,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the tuner and trials
     trial_dirs: dict[int, str] = {}
     requests, pending = sys.stdin.fileno(), b""
-    sys.stdout.write("ready\n")
+    sys.stdout.write("ready\n" + json.dumps({"files": imported_sources(),
+                                              "threads": thread_count()}) + "\n")
     sys.stdout.flush()
     while True:
         ready, _, _ = select.select([requests, wakeup_r], [], [])

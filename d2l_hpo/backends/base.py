@@ -8,6 +8,7 @@ backend works too (``as_runner_backend`` wraps one):
 - ``bind_objective``: the objective and config space of this run, and the id of its
   first trial (a resumed experiment numbers on after its last trial);
 - ``warm_up``: prepare before the experiment's clock starts (import what trials import);
+  ``warm_state`` says whether that was done now or kept from an earlier search;
 - ``capacity``: how many trials it can run at once, if it knows;
 - ``wait_for_change``: the tuner's sleep between polls, cut short when a trial ends;
 - ``launch_time`` / ``end_time``: when the backend began starting a trial, and when the
@@ -73,6 +74,11 @@ class RunnerBackend:
 
     def warm_up(self) -> None:
         """Prepare, before the experiment's clock starts; default: nothing to do."""
+
+    def warm_state(self) -> str:
+        """What ``warm_up`` found: ``"reused"`` (warm from an earlier search),
+        ``"started"`` (prepared now) or ``""`` (nothing to prepare)."""
+        return ""
 
     def capacity(self) -> int | None:
         """How many trials can run at once; None when unknown."""

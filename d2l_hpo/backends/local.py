@@ -6,9 +6,11 @@
   their types and strings may contain spaces.
 - Each trial gets a fair share of the CPU threads (``threads_per_trial``) through
   ``OMP_NUM_THREADS``/``D2L_HPO_THREADS`` before it imports anything.
-- Trials start warm (``warm_start=True``): a fork server imports what the objective
-  imports (torch, d2l, ...) once, and each trial is a fresh fork of it instead of a
-  new interpreter that imports everything again (see ``_forkserver.py``).
+- Trials start warm (``warm_start=True``, the default on Linux): a fork server imports
+  what the objective imports (torch, d2l, ...) once, and each trial is a fresh fork of
+  it instead of a new interpreter that imports everything again (see
+  ``_forkserver.py``); the server stays warm for the next search in the same process
+  (see ``_warm_pool.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from syne_tune.constants import (ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG, ST
                                   ST_WORKER_TIMESTAMP)
 from syne_tune.util import dump_json_with_numpy
 
+from d2l_hpo.backends import _warm_pool
 from d2l_hpo.backends._common import (check_gpu_settings, copy_checkpoint_folder,
                                      detached_copy, imported_modules)
 from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
@@ -139,7 +141,9 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
     :param threads_per_trial: CPU threads each trial may use; default 1
     :param rotate_gpus: give each trial its own GPU when there are several; default True
     :param warm_start: fork trials from a process that has imported what the objective
-        imports; False starts a new interpreter per trial; default True
+        imports (kept warm for the next search in this process); False starts a new
+        interpreter per trial; default: True on Linux, False elsewhere (forking after
+        importing torch is not safe there), and False with ``D2L_HPO_START=fresh``
     :param first_trial_id: the id of the first trial (a resumed experiment numbers on
         after its last trial); default 0
     :param delete_checkpoints: delete a trial's checkpoint folder when it is stopped
@@ -151,7 +155,7 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
 
     def __init__(self, objective: Callable, config_space: dict[str, Any],
                  threads_per_trial: int = 1, rotate_gpus: bool = True,
-                 warm_start: bool = True, first_trial_id: int = 0,
+                 warm_start: bool | None = None, first_trial_id: int = 0,
                  delete_checkpoints: bool = False, num_gpus_per_trial: int = 1,
                  gpus_to_use: list[int] | None = None):
         check_gpu_settings(num_gpus_per_trial, gpus_to_use)
@@ -163,10 +167,9 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self.entry_point = str(ENTRY_POINT)
         self.pass_args_as_json = True
         self.threads_per_trial = int(threads_per_trial)
-        self.warm_start = bool(warm_start)
+        self.warm_start = _warm_pool.fork_is_safe() if warm_start is None else bool(warm_start)
         self.bind_objective(objective, config_space, first_trial_id)
-        self._server: subprocess.Popen | None = None
-        self._notify: int | None = None  # read end of the fork server's wake-up pipe
+        self._server: _warm_pool.WarmServer | None = None
         self._launched: dict[int, float] = {}  # trial id -> when _schedule began
         self._read: dict[int, _ReportReader] = {}  # trial id -> its reports read so far
         self._cleaned: set[int] = set()  # ended trial processes whose group was killed
@@ -177,88 +180,81 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         self.tune_function = detached_copy(objective)
         self.config_space = config_space
         self.preload = imported_modules(objective)
+        source = getattr(getattr(objective, "__code__", None), "co_filename", "")
+        self.watch = [source] if os.path.isfile(source) else []  # its own file
         self.first_trial_id = int(first_trial_id)
         self._function_saved = False  # the next trial writes it (a resume: over the old)
 
     def __getstate__(self):
-        return {**self.__dict__, "_server": None, "_notify": None}
+        return {**self.__dict__, "_server": None}
 
-    # --- the fork server --------------------------------------------------------------
+    # --- the fork server ---------------------------------------------------------------
     def start_server(self) -> None:
-        """Start the fork server now (it imports in the background until the first trial)."""
-        if self._server is None or self._server.poll() is not None:
-            self._close_notify()
-            self._notify, notify_w = os.pipe()  # a byte each time a trial ends
-            os.set_blocking(self._notify, False)
-            try:
-                self._server = subprocess.Popen(
-                    [sys.executable, "-m", "d2l_hpo.backends._forkserver",
-                     str(self.threads_per_trial), str(notify_w), *self.preload],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                    pass_fds=(notify_w,))
-            finally:
-                os.close(notify_w)
-            self._server_ready = False
+        """Take a warm fork server for the objective's modules from the pool, or start
+        one (it imports in the background until the first trial)."""
+        if self._server is None or not self._server.alive():
+            if self._server is not None:
+                self._server.close()
+            self._server = _warm_pool.acquire(self.preload, self.watch)
+
+    def warm_state(self) -> str:
+        """``"reused"``: this search's fork server was kept warm from an earlier one;
+        ``"started"``: it was started for it; ``""``: trials start cold."""
+        if not self.warm_start or self._server is None:
+            return ""
+        return "reused" if self._server.reused else "started"
 
     def wait_for_change(self, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds, less if a forked trial ends meanwhile (the
         tuner calls this instead of a fixed sleep, so a freed worker gets its next
         trial at once)."""
-        if self._notify is None:
+        notify = self._server.notify if self._server is not None else None
+        if notify is None:
             time.sleep(timeout)
             return
-        ready, _, _ = select.select([self._notify], [], [], timeout)
+        ready, _, _ = select.select([notify], [], [], timeout)
         if ready:
             try:
-                os.read(self._notify, 4096)
+                os.read(notify, 4096)
             except (BlockingIOError, OSError):
                 pass
 
-    def _close_notify(self) -> None:
-        if self._notify is not None:
-            os.close(self._notify)
-            self._notify = None
-
     def warm_up(self) -> None:
-        """Start the fork server and wait until it has imported the objective's modules
-        (``run_random_search`` calls this before the experiment's clock starts)."""
+        """Have a fork server that has imported the objective's modules: a pooled one,
+        or a new one waited for (``run_random_search`` calls this before the
+        experiment's clock starts)."""
         if self.warm_start:
             self.start_server()
             try:
-                self._wait_until_ready()
+                self._server.wait_until_ready()
+            except OSError:  # it died importing: the first trial tries again, else cold
+                pass
             except BaseException:  # Ctrl-C while it imports: no server left behind
-                self.stop_server()
+                self._server.close()
+                self._server = None
                 raise
-
-    def _wait_until_ready(self):
-        if not self._server_ready:
-            self._server_ready = self._server.stdout.readline().strip() == "ready"
 
     def _fork(self, argv: list[str], trial_dir: Path, env: dict) -> _ForkedTrial | None:
         self.start_server()
         try:
-            self._wait_until_ready()
+            self._server.wait_until_ready()
             request = {"argv": argv, "trial_dir": str(trial_dir), "env": env,
                        "cwd": os.getcwd(), "stdout": str(trial_dir / "std.out"),
-                       "stderr": str(trial_dir / "std.err")}
-            self._server.stdin.write(json.dumps(request) + "\n")
-            self._server.stdin.flush()
-            return _ForkedTrial(int(self._server.stdout.readline()), trial_dir, self._server)
+                       "stderr": str(trial_dir / "std.err"),
+                       "threads": self.threads_per_trial}
+            process = self._server.process
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            return _ForkedTrial(int(process.stdout.readline()), trial_dir, process)
         except (OSError, ValueError):  # the server died: this trial starts cold
             return None
 
     def stop_server(self) -> None:
+        """Done with the fork server: back to the pool for the next search (or closed,
+        when it is not healthy)."""
         if self._server is not None:
-            try:
-                if not self._server_ready:  # still importing: it would not read its input
-                    raise OSError
-                self._server.stdin.close()  # it exits when its input ends
-                self._server.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._server.kill()
-                self._server.wait()
-            self._server = None
-        self._close_notify()
+            server, self._server = self._server, None
+            _warm_pool.release(server)
 
     def stop_all(self):
         super().stop_all()
