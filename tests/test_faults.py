@@ -133,13 +133,14 @@ def test_a_hanging_trial_and_its_children_are_killed_after_max_trial_time(result
     start = time.time()
     exp = run(["ok", "hang", "spawn"], results_dir, n=4, initial={"kind": "spawn", "x": 1},
               max_trial_time=3)
-    assert time.time() - start < 40
+    # bounds that only a trial left to hang (3600 s) breaks, whatever the machine's load
+    assert time.time() - start < 300
     statuses = by_kind(exp)
     assert set(statuses["spawn"]) == {"timeout"}
     assert set(statuses.get("hang", ["timeout"])) == {"timeout"}
     assert set(statuses.get("ok", ["completed"])) == {"completed"}
     timed_out = exp.trials[exp.trials["status"] == "timeout"]
-    assert (timed_out["duration"] < 6).all()
+    assert (timed_out["duration"] < 60).all()
     # the worker went on to the next trial
     assert len(exp.trials) == 4
     # (the autouse fixture checks that the spawned grandchild is gone too)

@@ -258,8 +258,8 @@ def test_max_trial_time_stops_a_hung_trial(cluster, tmp_path):
                             metric="score", mode="max", backend=RayBackend(address="auto"),
                             results_dir=tmp_path, progress=False, max_trial_time=2,
                             max_wallclock_time=60)
-    assert time.time() - started < 30
-    assert (exp.trials["status"] == "timeout").all()
+    assert time.time() - started < 300  # not the 600 s the trials would hang
+    assert (exp.trials["status"] == "timeout").all()  # killed, not cut by the budget
 
 
 # --- the TrialBackend seam, as Syne Tune checks its local backend -----------------------

@@ -40,6 +40,7 @@ from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
 
 ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
 REPORT_MARK = f"[{ST_METRIC_TAG}]: ".encode()
+FORK_ANSWER_TIMEOUT = 60  # seconds a fork server may take to answer with a trial's pid
 
 
 def count_gpus() -> int:
@@ -245,8 +246,13 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
             process = self._server.process
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
+            answered, _, _ = select.select([process.stdout], [], [], FORK_ANSWER_TIMEOUT)
+            if not answered:
+                raise OSError("the fork server did not answer")
             return _ForkedTrial(int(process.stdout.readline()), trial_dir, process)
-        except (OSError, ValueError):  # the server died: this trial starts cold
+        except (OSError, ValueError):  # the server died or hangs: this trial starts cold
+            server, self._server = self._server, None
+            server.close()  # the next trial gets a new one
             return None
 
     def stop_server(self) -> None:
