@@ -11,15 +11,22 @@ from d2l_hpo.analysis import (
     compare, epoch_seconds, ideal_makespan, ideal_starts, launch_gaps, time_to_reach,
 )
 from d2l_hpo.budget import budget, by_budget
-from d2l_hpo.claims import claim
-from d2l_hpo.data import FashionMNISTInMemory, find_fashion_mnist, stage_fashion_mnist
+from d2l_hpo.claims import ClaimFailed, claim
+from d2l_hpo.data import (
+    FashionMNISTInMemory, FashionMNISTNotFoundError, find_fashion_mnist, stage_fashion_mnist,
+)
 from d2l_hpo.objectives import lenet_objective, synthetic_objective
 from d2l_hpo.plots import (
     plot_best_so_far, plot_learning_curves, plot_speedup, plot_sync_vs_async,
     plot_trials_over_time, plot_worker_timeline,
 )
 from d2l_hpo.results import Experiment, load_experiment
-from d2l_hpo.runner import run_random_search, sample_configs
+from d2l_hpo.recorder import ResultsNotSavedError
+from d2l_hpo.runner import (
+    MetricNotReportedError, TooManyFailuresError, run_random_search, sample_configs,
+)
+from d2l_hpo.searcher import MetricTypeError
+from d2l_hpo.storage import CorruptExperimentError
 from d2l_hpo.spaces import (
     LENET_INITIAL_CONFIG, ConfigSpaceError, lenet_space, synthetic_space,
     validate_config_space,
@@ -46,4 +53,8 @@ __all__ = [
     "plot_worker_timeline", "run_random_search", "sample_configs",
     "shutdown", "stage_fashion_mnist", "synthetic_objective", "synthetic_space",
     "validate_config_space",
+    # every error a user can meet
+    "ClaimFailed", "CorruptExperimentError", "FashionMNISTNotFoundError",
+    "MetricNotReportedError", "MetricTypeError", "ResultsNotSavedError",
+    "TooManyFailuresError",
 ]

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("name", help="experiment name (under --results-dir) or folder")
     plot.add_argument("--results-dir", default=None,
                       help="folder for experiments (default: runs/, or $SYNETUNE_FOLDER)")
+    plot.add_argument("--trust-pickle", action="store_true",
+                      help="for a plain Syne Tune folder: also unpickle its tuner.dill (runs "
+                           "the code in it: only for a folder you wrote yourself)")
     return parser
 
 
@@ -139,7 +142,8 @@ def main(argv=None) -> int:
 
     if args.command == "plot":
         try:
-            exp = d2l_hpo.load_experiment(args.name, results_dir=args.results_dir)
+            exp = d2l_hpo.load_experiment(args.name, results_dir=args.results_dir,
+                                          trust_pickle=args.trust_pickle)
         except (FileNotFoundError, ValueError) as err:  # missing or damaged files
             print(f"error: {err}", file=sys.stderr)
             return 2

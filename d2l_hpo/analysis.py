@@ -105,10 +105,13 @@ def ideal_makespan(durations, n_workers: int, scheduling: str = "async") -> floa
 
 
 def time_to_reach(exp: Experiment, target: float) -> float:
-    """Seconds until some trial first reported ``target`` or better (NaN if never)."""
-    values = finite(exp.results.get(exp.metric, pd.Series(dtype=float)))
+    """Seconds until some trial first reported ``target`` or better (NaN if never).
+    Only results that count for ``exp.best_value`` count here (``valid_results``): a
+    trial that later diverged never reached anything."""
+    valid = exp.valid_results()
+    values = finite(valid.get(exp.metric, pd.Series(dtype=float)))
     hits = values <= target if exp.mode == "min" else values >= target
-    times = exp.results.loc[hits[hits].index, "time"]
+    times = valid.loc[hits[hits].index, "time"]
     return float(times.min()) if len(times) else float("nan")
 
 

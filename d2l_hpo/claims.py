@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 ENV_VAR = "D2L_HPO_CLAIMS"  # "strict": a claim that does not hold raises
 HOLDS, FAILS = "✓", "✗"
 
@@ -33,7 +35,9 @@ def claim(statement: str, holds, evidence: str) -> None:
     Returns nothing, so that a claim at the end of a notebook cell shows only its line.
 
     :param statement: the result, in the words the lesson uses for it
-    :param holds: whether this run bears it out (a bool, or a numpy bool)
+    :param holds: whether this run bears it out: True or False (a numpy bool too);
+        anything else (a string, a number, NaN, a list) is refused, since its truth
+        says nothing about the run (``"False"`` and ``nan`` are true in Python)
     :param evidence: the measured numbers it rests on
     :raises ClaimFailed: when it does not hold and ``strict()`` (under nbval)
     """
@@ -42,10 +46,12 @@ def claim(statement: str, holds, evidence: str) -> None:
     if not isinstance(evidence, str):
         raise TypeError(f"claim(evidence=...) must be a string with the measured numbers, "
                         f"got {type(evidence).__name__}")
-    try:
+    if isinstance(holds, np.bool_):
         holds = bool(holds)
-    except (TypeError, ValueError) as err:  # e.g. a whole pandas Series
-        raise TypeError(f"claim(holds=...) must be True or False, got {holds!r}: {err}") from None
+    if not isinstance(holds, bool):
+        raise TypeError(
+            f"claim(holds=...) must be True or False, got {type(holds).__name__} {holds!r}; "
+            "pass the comparison itself (e.g. a > b, or (column > 0).all())")
     line = f"{HOLDS if holds else FAILS} {statement.strip()} — {evidence.strip()}"
     print(line, flush=True)
     if not holds and strict():

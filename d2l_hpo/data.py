@@ -124,8 +124,22 @@ def find_fashion_mnist(path: str | os.PathLike | None = None, *,
     :param root: where to stage files found elsewhere; default: ``path`` if
         given, else ``$D2L_HPO_DATA``, else ``~/.cache/d2l_hpo/data``
     :param download: try torchvision's download when nothing is found; default True
-    :raises FashionMNISTNotFoundError: naming every place searched and the fixes
+    :raises FashionMNISTNotFoundError: naming every place searched and the fixes, or
+        naming ``path`` (or ``$D2L_HPO_DATA``) when that folder does not exist
     """
+    named = [(f"path={str(path)!r}", path)] if path is not None else []
+    if os.environ.get(ENV_VAR):
+        named.append((f"${ENV_VAR}={os.environ[ENV_VAR]!r}", os.environ[ENV_VAR]))
+    for label, folder in named:  # a folder the user names must be there: never create it
+        if not Path(folder).expanduser().is_dir():
+            raise FashionMNISTNotFoundError(
+                f"{label}: {Path(folder).expanduser().resolve()} "
+                + ("is a file, not a folder" if Path(folder).expanduser().exists()
+                   else "does not exist")
+                + "; check it for a typo, or name the folder that holds the four "
+                "Fashion-MNIST idx files (nothing was created or copied)")
+    if path is not None:
+        path = Path(path).expanduser()
     if root is None:
         root = path or os.environ.get(ENV_VAR) or default_cache_root()
     root = Path(root)

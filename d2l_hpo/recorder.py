@@ -26,7 +26,27 @@ from d2l_hpo.status import (
     COMPLETED, CUT_SHORT, DIVERGED, FAILED, FROM_SYNE_TUNE, INTERRUPTED, PRUNED, RUNNING,
     STOPPED, TIMEOUT, UNSUCCESSFUL,
 )
-from d2l_hpo.storage import report_row, write_tables
+from d2l_hpo.storage import config_column, process_start_time, report_row, write_tables
+
+class ResultsNotSavedError(OSError):
+    """The experiment's tables could not be written (a full disk, say); the run stops.
+    What the trials reported is still in their logs (``N/std.out``)."""
+
+    def __init__(self, path: Path, cause: OSError):
+        why = cause.strerror or str(cause)
+        super().__init__(
+            cause.errno,
+            f"could not write the experiment's tables into {path}: {why}"
+            + (f" (errno {cause.errno})" if cause.errno else "")
+            + ". The run stopped and its trials were stopped; nothing they reported is "
+            "lost: each trial's reports are in its folder (N/std.out), and "
+            f"load_experiment('{path}') reads them back. Free some space, then run the "
+            "same call with resume=True to go on.")
+        self.path, self.cause = path, cause
+
+    def __str__(self):
+        return self.args[1]
+
 
 class ExperimentRecorder(TunerCallback):
     """Records a run into ``path`` (see ``d2l_hpo.status`` for the statuses).
@@ -72,6 +92,7 @@ class ExperimentRecorder(TunerCallback):
         self.t0 = time.time() - self.elapsed_before
         self._last_save = 0.0
         self._dirty = True
+        self.save_error: OSError | None = None  # the first write of the tables that failed
 
     def __getstate__(self):
         # the Tuner pickles itself with dill; a progress display cannot be
@@ -122,8 +143,8 @@ class ExperimentRecorder(TunerCallback):
             "trial_id": trial.trial_id, "status": RUNNING,
             "start": launched - self.t0 if launched is not None else self.now(),
             "end": math.nan, "worker": lane,
-            **{k: trial.config.get(k) for k in self.settings.config_columns},
-            "error": "", "pid": where.pid,
+            **{config_column(k): trial.config.get(k) for k in self.settings.config_columns},
+            "error": "", "pid": where.pid, "pid_started": process_start_time(where.pid),
             # a backend that places trials elsewhere says where once they run
             "node": "" if self.backend.places_trials else where.node,
         }
@@ -181,14 +202,22 @@ class ExperimentRecorder(TunerCallback):
         # still running now: the budget ran out, or the run is being interrupted;
         # the Tuner stops these trials right after this call
         self._update_placement()
-        interrupted = isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit))
+        # Ctrl-C, SIGTERM or an error (a full disk, say) ends the run: its running
+        # trials were interrupted and run again on resume; else the budget ran out
+        interrupted = sys.exc_info()[1] is not None
         for row in self.trials.values():
             if row["status"] == RUNNING:
                 row["status"] = INTERRUPTED if interrupted else STOPPED
                 row["end"] = self.now()
         self.state.wallclock = self.now()
         self.state.finished = not interrupted
-        self.save(force=True)
+        try:
+            self.save(force=True)
+        except ResultsNotSavedError:
+            if not interrupted:
+                raise
+            # the error that ends the run is raised already; the trials' logs keep
+            # every report for load_experiment and resume
         if self.bar is not None:
             self._update_bar()
             self.bar.close()
@@ -229,6 +258,7 @@ class ExperimentRecorder(TunerCallback):
             where = self.backend.trial_placement(trial_id)
             if where.node and (row["node"], row["pid"]) != (where.node, where.pid):
                 row["node"], row["pid"] = where.node, where.pid
+                row["pid_started"] = process_start_time(where.pid)
                 if where.started is not None:
                     # it starts when its node begins to run it: a task waits in the
                     # backend's queue until a slot frees, and that wait is idle time
@@ -298,6 +328,10 @@ class ExperimentRecorder(TunerCallback):
             self.state.wallclock = now - self.t0
         if self.searcher is not None:
             self.state.random_draws = self.random_draws_before + self.searcher.num_random
-        write_tables(self.path, to_json(self.settings, self.state), list(self.trials.values()),
-                     self.rows, self.settings.config_columns)
+        try:
+            write_tables(self.path, to_json(self.settings, self.state),
+                         list(self.trials.values()), self.rows, self.settings.config_columns)
+        except OSError as err:
+            self.save_error = self.save_error or err
+            raise ResultsNotSavedError(self.path, err) from None
         self._last_save, self._dirty = now, False

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from d2l_hpo.status import COMPLETED, ENDED
+from d2l_hpo.storage import config_column
 
 
 def write_report(exp) -> list[Path]:
@@ -49,7 +50,7 @@ def write_report(exp) -> list[Path]:
              "|" + "---|" * (5 + len(exp.config_columns))]
     for row in exp.trials.itertuples(index=False):
         row = row._asdict()
-        config = " | ".join(_fmt(row[c]) for c in exp.config_columns)
+        config = " | ".join(_fmt(row[config_column(c)]) for c in exp.config_columns)
         lines.append(f"| {row['trial_id']} | {row['status']} | {row['worker']} | "
                      f"{row['duration']:.1f} | {config} | {_fmt(row[f'best_{exp.metric}'])} |")
     notes = exp.settings.get("messages") or []

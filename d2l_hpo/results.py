@@ -17,7 +17,10 @@ import pandas as pd
 
 from d2l_hpo.analysis import assign_lanes, best_value, busy_fraction
 from d2l_hpo.status import DIVERGED, ENDED, FAILED
-from d2l_hpo.storage import EXPERIMENT_FILE, plain, read_tables, resolve_experiment_path
+from d2l_hpo.storage import (
+    EXPERIMENT_FILE, CorruptExperimentError, check_settings, config_column, plain, read_tables,
+    resolve_experiment_path,
+)
 
 
 @dataclass
@@ -26,8 +29,9 @@ class Experiment:
 
     ``results`` has one row per report (``trial_id``, ``time`` in seconds since the
     start, and every reported value); ``trials`` one row per trial (``trial_id``,
-    ``status``, ``start``, ``end``, ``duration``, ``worker``, the configuration, and
-    the trial's final and best metric). Reported values that are NaN or infinite
+    ``status``, ``start``, ``end``, ``duration``, ``worker``, the configuration as
+    ``config_<key>`` columns (Syne Tune's names; ``configs`` has them under their own
+    names), and the trial's final and best metric). Reported values that are NaN or infinite
     never count as best, and neither does anything a trial reported before it
     diverged (status ``diverged``): a configuration that blows up is not a good
     configuration, whatever its first epochs looked like.
@@ -44,6 +48,13 @@ class Experiment:
     trials: pd.DataFrame
     config_columns: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def configs(self) -> pd.DataFrame:
+        """One row per trial (in the order of ``trials``), one column per searched key,
+        under the key's own name."""
+        return pd.DataFrame({c: self.trials[config_column(c)] for c in self.config_columns},
+                            index=self.trials.index)
 
     @property
     def utilization(self) -> float:
@@ -102,7 +113,7 @@ class Experiment:
         if trial_id is None:
             return None
         row = self.trials.set_index("trial_id").loc[trial_id]
-        return {c: plain(row[c]) for c in self.config_columns}
+        return {c: plain(row[config_column(c)]) for c in self.config_columns}
 
     @property
     def resource_attr(self) -> str:
@@ -153,7 +164,7 @@ class Experiment:
                 f"best_value={self.best_value:.4g}, utilization={self.utilization:.2f})")
 
 
-def load_experiment(name_or_path, results_dir=None) -> Experiment:
+def load_experiment(name_or_path, results_dir=None, *, trust_pickle: bool = False) -> Experiment:
     """Load a past (or running, or killed) experiment by its folder or by its name.
 
     Experiments of plain Syne Tune (``Tuner.run()``) load too, with the same tables;
@@ -162,22 +173,44 @@ def load_experiment(name_or_path, results_dir=None) -> Experiment:
     :param name_or_path: an experiment folder, or a name under ``results_dir``
         (for Syne Tune's experiments also ``tuner.name``)
     :param results_dir: where named experiments live; default ``runs/`` (or ``$SYNETUNE_FOLDER``)
+    :param trust_pickle: for a plain Syne Tune folder only: also unpickle its
+        ``tuner.dill`` for the number of workers, the scheduling and each trial's final
+        status. Unpickling runs whatever code the file holds, so pass True only for a
+        folder you wrote yourself, never for one you downloaded; default False (those
+        three are then read from the other files, see ``d2l_hpo.syne_tune_folder``)
+    :raises CorruptExperimentError: a file of the folder is damaged or not what this
+        version reads; the message names it
     """
     path = resolve_experiment_path(name_or_path, results_dir, syne_tune=True)
-    if not (path / EXPERIMENT_FILE).is_file():
+    try:
+        if (path / EXPERIMENT_FILE).is_file():
+            return build_experiment(path, *read_tables(path))
         from d2l_hpo.syne_tune_folder import read_syne_tune_folder
-        return build_experiment(path, *read_syne_tune_folder(path))
-    return build_experiment(path, *read_tables(path))
+        return build_experiment(path, *read_syne_tune_folder(path, trust_pickle=trust_pickle))
+    except CorruptExperimentError:
+        raise
+    except (KeyError, ValueError, TypeError, ZeroDivisionError, AttributeError,
+            IndexError) as err:
+        # what the checks of each file did not foresee: still the folder's fault, said so
+        raise CorruptExperimentError(
+            f"the experiment in {path} cannot be read: {type(err).__name__}: {err}. Its "
+            "files were edited by hand or written by another version") from err
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A column of text, missing cells empty (a column read as all-missing is float)."""
+    return column.astype(object).where(column.notna(), "").astype(str)
 
 
 def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame) -> Experiment:
     """Derive the per-trial columns (duration, lanes, final/best metric) from raw rows."""
+    check_settings(settings, Path(path) / EXPERIMENT_FILE)
     metric, mode = settings["metric"], settings["mode"]
     n_workers = int(settings["n_workers"])
     config_columns = list(settings.get("config_columns", []))
     if trials.empty:
         trials = pd.DataFrame(columns=["trial_id", "status", "start", "end", "worker",
-                                       *config_columns])
+                                       *map(config_column, config_columns)])
     if results.empty:
         results = pd.DataFrame(columns=["trial_id", "time", metric])
     trials = trials.sort_values("trial_id").reset_index(drop=True)
@@ -185,9 +218,9 @@ def build_experiment(path, settings, trials: pd.DataFrame, results: pd.DataFrame
         trials["node"] = ""
     if "stopped_at" not in trials:  # runs recorded before early stopping
         trials["stopped_at"] = math.nan
-    trials["node"] = trials["node"].fillna("").astype(str)
+    trials["node"] = _text(trials["node"])
     if "error" in trials:
-        trials["error"] = trials["error"].fillna("").astype(str)
+        trials["error"] = _text(trials["error"])
     last_time = results["time"].max() if len(results) else math.nan
     if trials["end"].isna().any():  # killed before they ended: up to their last report
         last = results.groupby("trial_id")["time"].max() if len(results) else {}

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from d2l_hpo.backends.base import LOCAL_NODE
 from d2l_hpo.backends.local import kill_leftover_trials
 from d2l_hpo.results import build_experiment
-from d2l_hpo.settings import RunSettings, RunState, from_json
+from d2l_hpo.settings import RunSettings, RunState, describe_domain, from_json
 from d2l_hpo.status import FINISHED
-from d2l_hpo.storage import plain, read_tables
+from d2l_hpo.storage import config_column, plain, read_tables
 
 # settings a resumed run must share with the run it continues
 MUST_MATCH = ("n_workers", "scheduling", "metric", "mode", "config_columns", "constants",
@@ -68,11 +69,13 @@ def plan_resume(path: Path, settings: RunSettings) -> ResumePlan:
                 f"cannot resume '{settings.name}': its {key} was {getattr(old, key)!r}, "
                 f"now {getattr(settings, key)!r}; resume with the same settings, or start a "
                 "new name")
+    _check_same_space(old, settings)
     if settings.seed is not None and settings.seed != old.seed:
         raise ValueError(f"cannot resume '{settings.name}' with seed={settings.seed}: it ran "
                          f"with seed={old.seed}")
-    if len(trials) and "pid" in trials:  # trial processes that outlived a killed run
-        kill_leftover_trials(trials.loc[~trials["status"].isin(FINISHED), "pid"].dropna())
+    if len(trials) and "pid_started" in trials:  # trial processes that outlived a killed run
+        left = trials[~trials["status"].isin(FINISHED) & trials["node"].isin([LOCAL_NODE])]
+        kill_leftover_trials(zip(left["pid"], left["pid_started"]))
     finished = trials[trials["status"].isin(FINISHED)] if len(trials) else trials
     redo = trials[~trials["status"].isin(FINISHED)] if len(trials) else trials
     keep_ids = set(finished["trial_id"]) if len(finished) else set()
@@ -95,9 +98,26 @@ def plan_resume(path: Path, settings: RunSettings) -> ResumePlan:
         settings=merged, state=state,
         kept_trials=finished.to_dict("records") if len(finished) else [],
         kept_reports=reports.to_dict("records") if len(reports) else [],
-        redo=[{**settings.constants, **{c: plain(r[c]) for c in settings.config_columns}}
+        redo=[{**settings.constants,
+               **{c: plain(r[config_column(c)]) for c in settings.config_columns}}
               for r in redo.to_dict("records")] if len(redo) else [],
         next_trial_id=next_id)
+
+
+def _check_same_space(old: RunSettings, new: RunSettings) -> None:
+    """Refuse to mix two spaces in one experiment: every searched key must have the same
+    domain (type, bounds, log scale, choices) as in the earlier run. (An experiment
+    written before domains were recorded is compared by its keys and constants only.)"""
+    if not old.space:
+        return
+    for key in new.config_columns:
+        before, now = old.space.get(key), new.space.get(key)
+        if before != now:
+            raise ValueError(
+                f"cannot resume '{new.name}': its config space searched '{key}' over "
+                f"{describe_domain(before) if before else 'nothing'}, now over "
+                f"{describe_domain(now) if now else 'nothing'}; resume with the same space, "
+                "or start a new name")
 
 
 def points_to_evaluate(plan: ResumePlan | None, initial_config: dict[str, Any] | None) -> list:

@@ -36,7 +36,7 @@ from syne_tune.results_callback import StoreResultsCallback
 from d2l_hpo.backends._common import check_self_contained
 from d2l_hpo.backends.base import RunnerBackend, as_runner_backend
 from d2l_hpo.backends.local import SubprocessBackend
-from d2l_hpo.recorder import ExperimentRecorder
+from d2l_hpo.recorder import ExperimentRecorder, ResultsNotSavedError
 from d2l_hpo.results import Experiment, load_experiment
 from d2l_hpo.resume import ResumePlan, plan_resume, points_to_evaluate
 from d2l_hpo.searcher import SeededASHA, SeededRandomSearch, sample_configs
@@ -273,7 +273,9 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
         tuner_name=settings.name,
         suffix_tuner_name=False,
         asynchronous_scheduling=(settings.scheduling == "async"),
-        callbacks=[StoreResultsCallback(), *time_limit, recorder],
+        # the recorder first: its last save comes before any other callback's, even
+        # when one of those fails (a full disk)
+        callbacks=[recorder, StoreResultsCallback(), *time_limit],
         trial_backend_path=str(path),
         output_logger=QuietLogger(),
     )
@@ -307,9 +309,14 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
                 f"so the experiment stopped; results so far are in {path}. Last error:\n{last}"
                 f"{_hint_for(last)}") from err
         raise
+    except OSError:
+        if recorder.save_error is not None:  # the cause; what failed after it is noise
+            raise ResultsNotSavedError(path, recorder.save_error) from None
+        raise
     finally:
         syne_logger.setLevel(old_level)
-        (path / "tuner.log").write_text(log.getvalue())
+        with contextlib.suppress(OSError):  # a full disk is said by the error above
+            (path / "tuner.log").write_text(log.getvalue())
     exp = load_experiment(path)
     _check_metric_reported(exp)
     return exp

@@ -19,6 +19,30 @@ from syne_tune.optimizer.schedulers.asha import AsynchronousSuccessiveHalving
 from syne_tune.optimizer.schedulers.searchers.random_searcher import RandomSearcher
 
 
+class MetricTypeError(TypeError):
+    """A trial reported the metric (or the epoch that early stopping counts) as
+    something other than a real number: a string, a bool, a list, ..."""
+
+
+def reported_number(trial_id, result: dict, key: str) -> float | None:
+    """The value ``key`` of a trial's report when it is a real number (NaN and infinity
+    included); None when the report lacks it or gives null.
+
+    :raises MetricTypeError: any other value (``"0.5"``, ``True``, ``[0.5]``): the run
+        would go on as if nothing were wrong while tables read some of them back as
+        numbers and early stopping ignores them, so it stops with the trial, the key and
+        the value's type named
+    """
+    value = result.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise MetricTypeError(
+        f"trial {trial_id} reported {key}={value!r}, a {type(value).__name__}; report a "
+        f"real number: Reporter()({key}=float(value)) (a tensor: value.item())")
+
+
 class SeededRandomSearcher(RandomSearcher):
     """Random search whose configurations depend only on ``random_seed``.
 
@@ -74,12 +98,8 @@ class SeededRandomSearch(RandomSearch):
         self.searcher = SeededRandomSearcher(config_space, points_to_evaluate=points_to_evaluate,
                                              random_seed=seed, max_suggestions=max_num_trials)
 
-    def _value(self, result):
-        value = result.get(self.metrics[0])
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
     def on_trial_result(self, trial, result):
-        value = self._value(result)
+        value = reported_number(trial.trial_id, result, self.metrics[0])
         if value is None:
             return SchedulerDecision.CONTINUE
         if not math.isfinite(value):
@@ -87,14 +107,9 @@ class SeededRandomSearch(RandomSearch):
         return super().on_trial_result(trial, result)
 
     def on_trial_complete(self, trial, result):
-        value = self._value(result)
+        value = reported_number(trial.trial_id, result, self.metrics[0])
         if value is not None and math.isfinite(value):
             super().on_trial_complete(trial, result)
-
-
-def _finite_number(value) -> float | None:
-    """``value`` when it is a number (NaN and inf included), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class _Suggestions:
@@ -170,7 +185,7 @@ class SeededASHA(AsynchronousSuccessiveHalving):
             self.rng.choice(len(self.brackets), p=weights / weights.sum())]
 
     def _level(self, trial, result) -> float:
-        level = _finite_number(result.get(self.time_attr))
+        level = reported_number(trial.trial_id, result, self.time_attr)
         if level is None:
             raise ValueError(
                 f"trial {trial.trial_id} reported {sorted(k for k in result if not k.startswith('st_'))} "
@@ -180,7 +195,7 @@ class SeededASHA(AsynchronousSuccessiveHalving):
         return level
 
     def on_trial_result(self, trial, result):
-        value = _finite_number(result.get(self.metric))
+        value = reported_number(trial.trial_id, result, self.metric)
         if value is None:
             return SchedulerDecision.CONTINUE
         if not math.isfinite(value):
@@ -194,7 +209,7 @@ class SeededASHA(AsynchronousSuccessiveHalving):
         return decision
 
     def on_trial_complete(self, trial, result):
-        value = _finite_number(result.get(self.metric))
+        value = reported_number(trial.trial_id, result, self.metric)
         if value is not None and math.isfinite(value) and self.time_attr in result:
             super().on_trial_complete(trial, result)
         else:
@@ -208,9 +223,11 @@ class SeededASHA(AsynchronousSuccessiveHalving):
         in the order they were made, as if this scheduler had seen them."""
         sign = 1 if self.do_minimize else -1
         for report in reports:
-            value = _finite_number(report.get(self.metric))
-            level = _finite_number(report.get(self.time_attr))
-            if value is None or level is None or not math.isfinite(value):
+            value, level = report.get(self.metric), report.get(self.time_attr)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       for v in (value, level)):
+                continue
+            if not (math.isfinite(value) and math.isfinite(level)):
                 continue
             self.brackets[0].on_result(trial_id=int(report["trial_id"]), cur_iter=level,
                                        metrics={self.metric: sign * value})
@@ -224,9 +241,20 @@ def seeded_random_search(config_space, metric, mode, seed, initial_config=None,
 
 
 def sample_configs(config_space, n: int, seed: int, initial_config=None) -> list[dict]:
-    """The first ``n`` configurations ``run_random_search`` evaluates for ``seed``."""
+    """The first ``n`` configurations ``run_random_search`` evaluates for ``seed``
+    (``initial_config`` first, when given), checked as ``run_random_search`` checks them."""
+    from d2l_hpo.spaces import validate_config, validate_config_space
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0 (how many configurations), got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
+    validate_config_space(config_space)
+    if initial_config is not None:
+        initial_config = validate_config(initial_config, config_space)
     searcher = SeededRandomSearcher(
         config_space, points_to_evaluate=[initial_config] if initial_config else None,
-        random_seed=seed)
+        random_seed=int(seed))
     return [postprocess_config(cast_config_values(searcher.suggest(), config_space),
-                               config_space) for _ in range(n)]
+                               config_space) for _ in range(int(n))]

@@ -37,16 +37,58 @@ def default_name(objective_name: str, stamp: str) -> str:
 
 
 def objective_code(objective) -> str | None:
-    """A fingerprint of a function's code and defaults: a resume can tell when the
-    objective changed (None for what is not a plain function)."""
+    """A fingerprint of what a function does: its bytecode, constants, names and
+    defaults, nested functions included, but not where it sits (file name, line
+    numbers) nor its docstring, so that the same function defined in a new Jupyter
+    kernel or a few lines lower has the same fingerprint. None for what is not a plain
+    function."""
     code = getattr(objective, "__code__", None)
     if code is None:
         return None
     import hashlib
-    import marshal
 
-    blob = marshal.dumps(code) + repr(getattr(objective, "__defaults__", None)).encode()
-    return hashlib.md5(blob).hexdigest()
+    digest = hashlib.md5()
+    doc = getattr(objective, "__doc__", None)
+    _digest_code(digest, code, skip_doc=doc is not None)
+    digest.update(repr(getattr(objective, "__defaults__", None)).encode())
+    digest.update(repr(sorted((getattr(objective, "__kwdefaults__", None) or {}).items())).encode())
+    return digest.hexdigest()
+
+
+def _digest_code(digest, code, skip_doc: bool = False) -> None:
+    import types
+
+    digest.update(code.co_code)
+    digest.update(repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+                        code.co_flags, code.co_names, code.co_varnames, code.co_freevars,
+                        code.co_cellvars)).encode())
+    for index, const in enumerate(code.co_consts):
+        if isinstance(const, types.CodeType):
+            _digest_code(digest, const)
+        elif not (skip_doc and index == 0 and isinstance(const, str)):
+            digest.update(repr(const).encode())
+
+
+def space_description(config_space: dict[str, Any]) -> dict[str, Any]:
+    """Each searched key's domain as plain JSON (type, bounds, log scale, choices): what
+    a resumed run must search again."""
+    from syne_tune.config_space import to_dict
+
+    return json.loads(json.dumps({k: to_dict(v) for k, v in config_space.items()
+                                  if isinstance(v, Domain)}, default=_plain_json))
+
+
+def _plain_json(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{value!r} ({type(value).__name__}) is not JSON")
+
+
+def describe_domain(description: dict[str, Any]) -> str:
+    """A domain of ``space_description`` in a line: ``Float(lower=0, upper=1), LogUniform``."""
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in (description.get("domain_kwargs") or {}).items())
+    sampler = description.get("sampler_cls")
+    return f"{description.get('domain_cls')}({kwargs})" + (f", {sampler}" if sampler else "")
 
 
 def usable_cores() -> int:
@@ -98,6 +140,7 @@ class RunSettings:
     backend: str = "SubprocessBackend"
     poll_interval: float = POLL_INTERVAL
     config_columns: list[str] = field(default_factory=list)  # the searched keys
+    space: dict[str, Any] = field(default_factory=dict)  # their domains (space_description)
     constants: dict[str, Any] = field(default_factory=dict)  # the space's fixed values
     # searched keys whose values are all strings: read back as strings ("007" stays "007")
     string_columns: list[str] = field(default_factory=list)
@@ -189,8 +232,10 @@ class RunSettings:
 
     @staticmethod
     def space_fields(config_space: dict[str, Any]) -> dict[str, Any]:
-        """``config_columns``, ``constants`` and ``string_columns`` of a config space."""
+        """``config_columns``, ``space``, ``constants`` and ``string_columns`` of a
+        config space."""
         return {"config_columns": [k for k, v in config_space.items() if isinstance(v, Domain)],
+                "space": space_description(config_space),
                 "constants": {k: v for k, v in config_space.items()
                               if not isinstance(v, Domain)},
                 "string_columns": [k for k, v in config_space.items()

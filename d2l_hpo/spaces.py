@@ -218,15 +218,28 @@ def validate_config(config: dict[str, Any], config_space: dict[str, Any],
     unknown = [k for k in config if k not in config_space]
     if unknown:
         raise ConfigSpaceError(f"{what}: '{unknown[0]}' is not in the config space")
+    config = dict(config)
     for name, value in config.items():
         domain = config_space[name]
-        if isinstance(domain, (Float, Integer)) and not (
-                isinstance(value, numbers.Real) and domain.lower <= value <= domain.upper):
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()  # a numpy scalar: the Python value it holds
+            config[name] = value
+        if isinstance(domain, (Float, Integer)):
+            kind = "an integer" if isinstance(domain, Integer) else "a number"
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not \
+                    math.isfinite(value) or (isinstance(domain, Integer) and value != int(value)):
+                raise ConfigSpaceError(
+                    f"{what}: '{name}'={value!r} ({type(value).__name__}), but the space "
+                    f"searches {kind} there; give {kind}")
+            if not domain.lower <= value <= domain.upper:
+                raise ConfigSpaceError(
+                    f"{what}: '{name}'={value!r} is outside [{domain.lower}, {domain.upper}]")
+            config[name] = int(value) if isinstance(domain, Integer) else float(value)
+        if isinstance(domain, Categorical) and not any(
+                type(value) is type(c) and value == c for c in domain.categories):
             raise ConfigSpaceError(
-                f"{what}: '{name}'={value!r} is outside [{domain.lower}, {domain.upper}]")
-        if isinstance(domain, Categorical) and value not in domain.categories:
-            raise ConfigSpaceError(
-                f"{what}: '{name}'={value!r} is not one of {domain.categories}")
+                f"{what}: '{name}'={value!r} ({type(value).__name__}) is not one of "
+                f"{domain.categories}")
     constants = {k: v for k, v in config_space.items() if not isinstance(v, Domain)}
     changed = [k for k in config if k in constants and config[k] != constants[k]]
     if changed:

@@ -5,8 +5,16 @@ A Syne Tune experiment folder holds ``metadata.json`` (metric, mode, config spac
 start time), ``results.csv.zip`` (one row per report), ``tuner.dill`` (the pickled
 tuner: workers, sync/async, each trial's last status) and one folder per trial
 (``config.json`` written when the trial was launched, ``end`` stamped by the backend
-when it saw the trial's process end, ``std.out``, ``std.err``). What Syne Tune does not
-record is reconstructed, and the reconstruction is stated here:
+when it saw the trial's process end, ``std.out``, ``std.err``).
+
+**The pickle is not read unless asked for.** Unpickling ``tuner.dill`` runs whatever
+code the file names, and a results folder is something students download and share;
+so by default it is only looked at for its time stamp, and what it alone knows is
+inferred from the other files, as said below. ``load_experiment(...,
+trust_pickle=True)`` (``python -m d2l_hpo plot --trust-pickle``) reads it, for a folder
+you wrote yourself.
+
+What Syne Tune does not record is reconstructed, and the reconstruction is stated here:
 
 - a trial starts when its ``config.json`` was written (the backend's launch);
 - a trial ends at its ``end`` stamp: its worker is busy until the trial's process
@@ -15,8 +23,11 @@ record is reconstructed, and the reconstruction is stated here:
   of a bar after the trial's last report, not as a gap); a trial still running when the
   tuner stopped ends when the tuner saved its results;
 - worker lanes are assigned from these times (``assign_lanes``);
-- without a loadable ``tuner.dill``, the number of workers is the most trials that
-  ran at once, statuses are ``completed`` (``end`` stamp) or ``stopped``.
+- without the pickle: the number of workers is the most trials that ran at once; the
+  scheduling is ``sync`` when no trial ever started while a trial launched earlier (by
+  more than ``BATCH_SPREAD`` seconds) was still running, else ``async``; a trial with an
+  ``end`` stamp ``failed`` when its ``std.err`` holds a Python traceback and
+  ``completed`` otherwise, and a trial without one was ``stopped``.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from d2l_hpo.status import COMPLETED, FAILED, FROM_SYNE_TUNE, STOPPED
+from d2l_hpo.storage import config_column
 
 METADATA_FILE = "metadata.json"
 RESULTS_FILES = ("results.csv.zip", "results.csv")
@@ -42,9 +54,13 @@ def is_syne_tune_folder(path: Path) -> bool:
     return (path / METADATA_FILE).is_file() and any((path / f).is_file() for f in RESULTS_FILES)
 
 
-def _tuner(path: Path):
-    """The pickled tuner, or None when it is missing or cannot be loaded here."""
-    if not (path / "tuner.dill").is_file():
+BATCH_SPREAD = 0.5  # seconds over which Syne Tune launches one synchronous batch
+
+
+def _tuner(path: Path, trust_pickle: bool):
+    """The pickled tuner when ``trust_pickle`` (None when it is missing or cannot be
+    loaded here); never unpickled otherwise."""
+    if not trust_pickle or not (path / "tuner.dill").is_file():
         return None
     try:
         import dill
@@ -52,6 +68,22 @@ def _tuner(path: Path):
             return dill.load(f)
     except Exception:  # written by another version, or its objective is gone: do without
         return None
+
+
+def _looks_synchronous(starts, ends) -> bool:
+    """Whether the trials ran in batches: no trial started while another, launched
+    more than ``BATCH_SPREAD`` seconds before it, was still running."""
+    trials = sorted(zip(starts, ends))
+    for i, (start, _) in enumerate(trials):
+        if any(s < start - BATCH_SPREAD and e > start + 0.05 for s, e in trials[:i]):
+            return False
+    return True
+
+
+def _has_traceback(folder: Path) -> bool:
+    err = folder / "std.err"
+    return err.is_file() and "Traceback (most recent call last)" in err.read_text(
+        errors="replace")
 
 
 def _max_concurrency(starts, ends) -> int:
@@ -63,9 +95,13 @@ def _max_concurrency(starts, ends) -> int:
     return max(1, most)
 
 
-def read_syne_tune_folder(path: Path):
+def read_syne_tune_folder(path: Path, trust_pickle: bool = False):
     """Settings, trials and reports of a plain Syne Tune experiment, in the shape
-    ``results.build_experiment`` takes (see the module docstring for what is inferred)."""
+    ``results.build_experiment`` takes (see the module docstring for what is inferred).
+
+    :param trust_pickle: unpickle ``tuner.dill`` (runs the code it holds) for the
+        workers, the scheduling and the statuses; default False
+    """
     path = Path(path)
     metadata = json.loads((path / METADATA_FILE).read_text())
     results_file = next(path / f for f in RESULTS_FILES if (path / f).is_file())
@@ -78,7 +114,7 @@ def read_syne_tune_folder(path: Path):
         metadata.get("config_space"), str) else (metadata.get("config_space") or {})
     config_columns = [k for k, v in space.items() if isinstance(v, dict) and "domain_cls" in v]
     constants = {k: v for k, v in space.items() if k not in config_columns}
-    tuner = _tuner(path)
+    tuner = _tuner(path, trust_pickle)
     seen = dict(tuner.tuning_status.last_trial_status_seen) if tuner is not None else {}
     # the tuner saved its results last: the end of the experiment
     finished_at = max(p.stat().st_mtime for p in (results_file, path / "tuner.dill") if p.is_file())
@@ -97,7 +133,12 @@ def read_syne_tune_folder(path: Path):
         trial_id = int(folder.name)
         config = json.loads((folder / "config.json").read_text())
         ended = folder / "end"
-        status = _STATUS.get(seen.get(trial_id), COMPLETED if ended.is_file() else STOPPED)
+        if tuner is not None:
+            status = _STATUS.get(seen.get(trial_id), COMPLETED if ended.is_file() else STOPPED)
+        elif ended.is_file():
+            status = FAILED if _has_traceback(folder) else COMPLETED
+        else:
+            status = STOPPED
         end = float(ended.read_text()) if ended.is_file() and status != STOPPED else finished_at
         error = ""
         if status == FAILED and (folder / "std.err").is_file():
@@ -107,7 +148,7 @@ def read_syne_tune_folder(path: Path):
         trials.append({"trial_id": trial_id, "status": status,
                        "start": (folder / "config.json").stat().st_mtime - t0,
                        "end": max(end - t0, (folder / "config.json").stat().st_mtime - t0),
-                       **{c: config.get(c) for c in config_columns},
+                       **{config_column(c): config.get(c) for c in config_columns},
                        "error": error, "pid": math.nan, "node": platform.node() or "local"})
     trials = pd.DataFrame(trials)
     if tuner is not None:
@@ -115,9 +156,11 @@ def read_syne_tune_folder(path: Path):
         scheduling = "async" if tuner.asynchronous_scheduling else "sync"
     else:
         n_workers = _max_concurrency(trials["start"], trials["end"]) if len(trials) else 1
-        scheduling = "async"
+        scheduling = "sync" if n_workers > 1 and _looks_synchronous(
+            trials["start"], trials["end"]) else "async"
     settings = {"name": path.name, "n_workers": n_workers, "scheduling": scheduling,
                 "metric": metric, "mode": mode, "wallclock": finished_at - t0,
                 "config_columns": config_columns, "constants": constants,
-                "start_timestamp": t0, "finished": True, "written_by": "syne_tune"}
+                "start_timestamp": t0, "finished": True, "written_by": "syne_tune",
+                "pickle_read": tuner is not None}
     return settings, trials, rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 
 from syne_tune import Tuner
 from syne_tune.tuner_logger import TunerLogger
@@ -29,6 +30,19 @@ class EventDrivenTuner(Tuner):
         super().__init__(*args, **kwargs)
         self.runner_backend = runner_backend
 
+    def run(self):
+        """Syne Tune's ``run``; whatever ends it (the budget, an error, Ctrl-C), every
+        trial is stopped before it returns. Syne Tune stops them last in its clean-up,
+        after saving; an interrupt that lands before (a second Ctrl-C while the results
+        are saved) would skip that, so the stop is made again here, where interrupts
+        wait (``interrupts_held``)."""
+        try:
+            super().run()
+        except BaseException:
+            with interrupts_held():
+                self.trial_backend.stop_all()
+            raise
+
     def _sleep(self):
         self.runner_backend.wait_for_change(self.sleep_time)
         for callback in self.callbacks:
@@ -44,17 +58,48 @@ for _name in dir(TunerLogger):
         setattr(QuietLogger, _name, lambda self, *args, **kwargs: None)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM ends a run like Ctrl-C does: trials stopped, results kept."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+def _handling(handler):
+    """Run the block with ``handler`` for SIGINT and SIGTERM (outside the main thread,
+    where Python cannot set handlers, with the handlers as they are)."""
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """During a run, SIGTERM ends it like Ctrl-C does (trials stopped, results kept),
+    and only the first of these signals interrupts: the trials are being stopped and
+    the results saved by then, and a second Ctrl-C a moment later (an impatient user, a
+    notebook's interrupt button pressed twice) must not cut that short."""
+    interrupted = []
+
+    def interrupt(signum, frame):
+        interrupted.append(signum)
+        if len(interrupted) == 1:
+            raise KeyboardInterrupt(f"signal {signum}")
+        print("(stopping the trials and saving the results; a moment)", file=sys.stderr)
+
+    with _handling(interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Ctrl-C and SIGTERM wait until the block is done (then one of them is raised)."""
+    held = []
+    with _handling(lambda signum, frame: held.append(signum)):
+        yield
+    if held:
+        raise KeyboardInterrupt(f"signal {held[0]}")

@@ -61,8 +61,8 @@ def handmade_experiment(tmp_path, rows=None, trials=None, n_workers=2, mode="min
         "status": ["completed", "completed", "failed", "completed"],
         "start": [0.0, 0.0, 4.0, 6.0],
         "end": [4.0, 6.0, 5.0, 10.0],
-        "learning_rate": [0.1, 0.5, 0.9, 0.2],
-        "batch_size": [64, 128, 256, 32],
+        "config_learning_rate": [0.1, 0.5, 0.9, 0.2],
+        "config_batch_size": [64, 128, 256, 32],
     })
     rows = rows if rows is not None else pd.DataFrame({
         "trial_id": [0, 0, 1, 1, 2, 3, 3],

@@ -1,6 +1,7 @@
 """d2l_hpo.claim: a ✓ line when the run bears a statement out, a ✗ line when it does
 not, and under nbval a ✗ fails its cell."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -83,3 +84,17 @@ def test_under_nbval_a_claim_that_does_not_hold_fails_its_cell(holds):
     else:
         assert done.returncode == 1, done.stdout[-3000:]
         assert "ClaimFailed" in done.stdout and "✗ one is more than two — 1 vs 2" in done.stdout
+
+
+@pytest.mark.parametrize("holds", ["False", "no", "", math.nan, [0], [], 0, 1, 0.0, None,
+                                   np.array([True])])
+def test_only_a_real_boolean_decides_a_claim(holds, capsys):
+    with pytest.raises(TypeError, match="must be True or False"):
+        claim("s", holds, "x")
+    assert capsys.readouterr().out == ""
+
+
+def test_numpy_booleans_decide_a_claim(interactive, capsys):
+    claim("a", np.bool_(True), "x")
+    claim("b", np.float64(1.0) > 2, "y")
+    assert capsys.readouterr().out.splitlines() == ["✓ a — x", "✗ b — y"]

@@ -207,7 +207,7 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
 
     trials = pd.DataFrame({"trial_id": [0, 1], "status": ["completed", "pruned"],
                            "start": [0.0, 0.0], "end": [3.0, 1.0], "worker": [0, 1],
-                           "x": [0.1, 0.2], "stopped_at": [math.nan, 1]})
+                           "config_x": [0.1, 0.2], "stopped_at": [math.nan, 1]})
     rows = pd.DataFrame({"trial_id": [0, 0, 0, 1], "time": [1.0, 2.0, 3.0, 1.0],
                          "epoch": [1, 2, 3, 1], "validation_error": [0.5, 0.4, 0.3, 0.8]})
     settings = {"name": "pruned", "n_workers": 2, "scheduling": "async",

@@ -119,7 +119,7 @@ def test_a_diverging_trial_is_stopped_and_never_best(results_dir):
               max_failures=0)
     statuses = by_kind(exp)
     assert set(statuses["nan"]) == {"diverged"} and set(statuses.get("inf", ["diverged"])) == {"diverged"}
-    nan_trial = exp.trials[exp.trials["kind"] == "nan"]["trial_id"].iloc[0]
+    nan_trial = exp.trials[exp.trials["config_kind"] == "nan"]["trial_id"].iloc[0]
     # stopped right after its first NaN, not after 49 epochs
     assert (exp.results["trial_id"] == nan_trial).sum() <= 3
     # its 0.01 before diverging is not the best: a diverged trial never wins
@@ -223,7 +223,7 @@ def test_ctrl_c_or_sigterm_stops_every_trial_keeps_results_and_says_how_to_resum
                             n_workers=2, max_num_trials=6, name="interrupted",
                             results_dir=tmp_path, resume=True, progress=False)
     assert (exp.trials["status"] == "completed").sum() == 6 and len(exp.trials) == 6
-    configs = exp.trials[exp.config_columns].round(8).to_dict("records")
+    configs = exp.configs.round(8).to_dict("records")
     assert len({json.dumps(c, sort_keys=True) for c in configs}) == 6
     expected = d2l_hpo.sample_configs(d2l_hpo.synthetic_space(), 6, seed=4)
     assert sorted(json.dumps({k: round(c[k], 8) if isinstance(c[k], float) else c[k]
@@ -262,7 +262,7 @@ def test_the_command_line_run_survives_a_signal_and_resumes(tmp_path):
     exp = load_experiment(folder)
     assert len(exp.trials) == 5 and set(exp.trials["status"]) == {"completed"}
     assert exp.trials["trial_id"].is_unique
-    configs = exp.trials[["learning_rate", "batch_size"]].to_dict("records")
+    configs = exp.configs[["learning_rate", "batch_size"]].to_dict("records")
     assert len({json.dumps(c) for c in configs}) == 5
     # finished trials were not run again: same ids, same configurations
     kept = exp.trials.set_index("trial_id").loc[done_before["trial_id"]]

@@ -344,7 +344,7 @@ def test_each_trial_logs_to_its_own_files_and_leaves_no_handler(cluster, tmp_pat
     assert exp.trials["status"].tolist() == ["completed"] * 5
     pids = [backend.placement(i)["pid"] for i in exp.trials["trial_id"]]
     assert len(set(pids)) < len(pids), f"no worker ran two trials: {pids}"
-    for trial_id, x in zip(exp.trials["trial_id"], exp.trials["x"]):
+    for trial_id, x in zip(exp.trials["trial_id"], exp.trials["config_x"]):
         err = (backend.trial_path(trial_id) / "std.err").read_text()
         lines = [line for line in err.splitlines() if "x=" in line]
         assert len(lines) == 3 and all(line.endswith(f"x={x}") for line in lines), err

@@ -36,7 +36,7 @@ def test_one_row_per_trial_and_per_report_and_the_best_of_them(in_process, resul
     assert set(exp.trials["status"]) == {"completed"}
     assert set(exp.trials["worker"]) <= {0, 1} and (exp.trials["end"] >= exp.trials["start"]).all()
     configs = d2l_hpo.sample_configs(SPACE, 6, seed=0)
-    assert list(exp.trials["epochs"]) == [c["epochs"] for c in configs]
+    assert list(exp.trials["config_epochs"]) == [c["epochs"] for c in configs]
     assert exp.results.groupby("trial_id").size().tolist() == [c["epochs"] for c in configs]
     assert exp.best_value == pytest.approx(exp.results["loss"].min())
     assert exp.settings["finished"] is True and exp.settings["random_draws"] == 6
@@ -45,10 +45,10 @@ def test_one_row_per_trial_and_per_report_and_the_best_of_them(in_process, resul
 def test_a_failed_trial_keeps_its_error_and_reports_and_the_others_go_on(in_process, results_dir):
     space = {**SPACE, "epochs": 3, "kind": choice(["ok", "raise"])}
     exp = search(in_process, results_dir, space=space, max_failures=6)
-    failed = exp.trials[exp.trials["kind"] == "raise"]
+    failed = exp.trials[exp.trials["config_kind"] == "raise"]
     assert len(failed) and (failed["status"] == "failed").all()
     assert failed["error"].str.contains("loss exploded").all()
-    assert (exp.trials[exp.trials["kind"] == "ok"]["status"] == "completed").all()
+    assert (exp.trials[exp.trials["config_kind"] == "ok"]["status"] == "completed").all()
     # what a failed trial reported before it raised is kept: its first epoch
     assert (exp.results[exp.results["trial_id"].isin(failed["trial_id"])]["epoch"] == 1).all()
 
@@ -56,7 +56,7 @@ def test_a_failed_trial_keeps_its_error_and_reports_and_the_others_go_on(in_proc
 def test_a_nan_report_makes_the_trial_diverged_and_never_best(in_process, results_dir):
     space = {"x": 0.3, "epochs": 3, "kind": choice(["ok", "nan"])}
     exp = search(in_process, results_dir, space=space, max_failures=6)
-    diverged = exp.trials[exp.trials["kind"] == "nan"]
+    diverged = exp.trials[exp.trials["config_kind"] == "nan"]
     assert len(diverged) and (diverged["status"] == "diverged").all()
     assert diverged["best_loss"].isna().all()
     # its first epoch (0.0 + 1/1 = 1.0) never counts: the best is an "ok" trial's last epoch

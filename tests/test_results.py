@@ -82,3 +82,66 @@ def test_ideal_starts_of_hand_made_durations():
     assert ideal_starts([], 3) == []
     with pytest.raises(ValueError, match="n_workers"):
         ideal_starts([1], 0)
+
+
+# --- issue 25: configuration columns never mixed up with the table's own -----------------
+def named_like_columns(final_loss: float, status: int, duration: float, start: str,
+                       best_loss: float, report=None):
+    report(epoch=1, loss=final_loss + best_loss)
+
+
+def test_configuration_keys_named_like_table_columns_keep_their_values(in_process, results_dir):
+    import d2l_hpo
+    from d2l_hpo.spaces import choice, randint, uniform
+
+    space = {"final_loss": uniform(0, 1), "status": randint(1, 9), "duration": uniform(5, 6),
+             "start": choice(["a", "b"]), "best_loss": uniform(0, 1)}
+    exp = d2l_hpo.run_random_search(named_like_columns, space, n_workers=1, max_num_trials=4,
+                                    metric="loss", seed=2, backend=in_process,
+                                    results_dir=results_dir, progress=False)
+    configs = d2l_hpo.sample_configs(space, 4, seed=2)
+    assert exp.configs.to_dict("records") == configs  # under their own names
+    assert exp.trials["config_status"].tolist() == [c["status"] for c in configs]
+    assert set(exp.trials["status"]) == {"completed"}  # the table's own column intact
+    loss = [c["final_loss"] + c["best_loss"] for c in configs]
+    assert exp.trials["final_loss"].tolist() == pytest.approx(loss)
+    best = min(range(4), key=loss.__getitem__)
+    assert exp.best_config == configs[best]
+    assert (exp.trials["duration"] < 5).all()  # how long each ran, not the config's 5-6
+    assert load_experiment(exp.path).configs.equals(exp.configs)
+
+
+def test_a_folder_written_with_bare_config_columns_still_loads(in_process, results_dir):
+    import json
+
+    import d2l_hpo
+    from d2l_hpo.spaces import uniform
+    from d2l_hpo.storage import EXPERIMENT_FILE, TRIALS_FILE
+
+    exp = d2l_hpo.run_random_search(named_like_columns, {
+        "final_loss": uniform(0, 1), "status": 1, "duration": 1.0, "start": "a",
+        "best_loss": 0.5}, n_workers=1, max_num_trials=2, metric="loss", seed=0,
+        backend=in_process, results_dir=results_dir, progress=False)
+    # as the version before configuration columns were prefixed wrote it
+    trials = pd.read_csv(exp.path / TRIALS_FILE).rename(columns={"config_final_loss": "final_loss"})
+    trials.to_csv(exp.path / TRIALS_FILE, index=False)
+    settings = json.loads((exp.path / EXPERIMENT_FILE).read_text())
+    del settings["table_format"]
+    (exp.path / EXPERIMENT_FILE).write_text(json.dumps(settings))
+    old = load_experiment(exp.path)
+    assert old.configs.equals(exp.configs) and old.best_config == exp.best_config
+
+
+def test_loading_a_run_gives_no_warning(in_process, results_dir):
+    import warnings
+
+    import d2l_hpo
+    from d2l_hpo.spaces import uniform
+
+    exp = d2l_hpo.run_random_search(named_like_columns, {
+        "final_loss": uniform(0, 1), "status": 1, "duration": 1.0, "start": "a",
+        "best_loss": 0.5}, n_workers=1, max_num_trials=2, metric="loss", seed=0,
+        backend=in_process, results_dir=results_dir, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_experiment(exp.path)

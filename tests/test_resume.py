@@ -52,8 +52,8 @@ def test_a_resumed_run_goes_on_with_the_seeded_sequence(in_process, results_dir)
     configs = d2l_hpo.sample_configs(SPACE, 6, seed=3)
     assert list(exp.trials["trial_id"]) == [0, 1, 2, 4, 5, 6]  # 3 was redone as 4
     # kept 0-2, then the redo of 3, then the sequence goes on where it stopped
-    assert exp.trials["epochs"].tolist() == [c["epochs"] for c in configs]
-    assert exp.trials["x"].tolist() == pytest.approx([c["x"] for c in configs], rel=1e-12)
+    assert exp.trials["config_epochs"].tolist() == [c["epochs"] for c in configs]
+    assert exp.trials["config_x"].tolist() == pytest.approx([c["x"] for c in configs], rel=1e-12)
     assert set(exp.trials["status"]) == {"completed"} and exp.settings["resumed"] == 1
 
 
@@ -66,3 +66,58 @@ def test_resuming_with_other_settings_is_refused_by_name(in_process, results_dir
                                   **change})
         with pytest.raises(ValueError, match=words):
             plan_resume(path, settings)
+
+
+# --- issue 25: resume touches nothing of another search, and refuses another space ------
+def fake_trial_process():
+    """A live process whose command line looks like one of our trials (as a trial of
+    another, unrelated search would)."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                             "_trial_main.py"])
+
+
+def mark_running(path, trial_id, pid, pid_started):
+    trials = pd.read_csv(path / TRIALS_FILE)
+    row = trials["trial_id"] == trial_id
+    trials.loc[row, ["pid", "pid_started"]] = [pid, pid_started]
+    trials.loc[row, "node"] = trials.loc[trials.index[0], "node"]
+    trials.to_csv(path / TRIALS_FILE, index=False)
+
+
+def test_resume_never_kills_a_process_that_only_reuses_a_recorded_pid(in_process, results_dir):
+    from d2l_hpo.storage import process_start_time
+
+    path = interrupted_run(in_process, results_dir)
+    other = fake_trial_process()  # it got the pid the interrupted trial once had
+    try:
+        mark_running(path, 3, other.pid, process_start_time(other.pid) - 50.0)
+        plan_resume(path, RunSettings(name="cut", n_workers=2, metric="loss",
+                                      max_num_trials=6, **RunSettings.space_fields(SPACE)))
+        assert other.poll() is None, "resume killed a process that was not its trial"
+        # the very process recorded (same pid, same start time) is still cleaned up
+        mark_running(path, 3, other.pid, process_start_time(other.pid))
+        plan_resume(path, RunSettings(name="cut", n_workers=2, metric="loss",
+                                      max_num_trials=6, **RunSettings.space_fields(SPACE)))
+        assert other.wait(timeout=10) is not None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_resuming_with_a_changed_domain_is_refused_by_name(in_process, results_dir):
+    path = interrupted_run(in_process, results_dir)
+    wider = {**SPACE, "x": d2l_hpo.spaces.loguniform(0.01, 2.0)}
+    with pytest.raises(ValueError, match=r"searched 'x' over Float\(lower=0.01, upper=1.0\)"
+                                         r", LogUniform, now over Float\(lower=0.01, upper=2.0\)"):
+        d2l_hpo.run_random_search(bowl, wider, n_workers=2, max_num_trials=6, metric="loss",
+                                  name="cut", resume=True, backend=in_process,
+                                  results_dir=results_dir, progress=False)
+    linear = {**SPACE, "x": d2l_hpo.spaces.uniform(0.01, 1.0)}
+    with pytest.raises(ValueError, match="searched 'x' over .*LogUniform, now over .*, Uniform"):
+        d2l_hpo.run_random_search(bowl, linear, n_workers=2, max_num_trials=6, metric="loss",
+                                  name="cut", resume=True, backend=in_process,
+                                  results_dir=results_dir, progress=False)
+    assert "interrupted" not in set(pd.read_csv(path / TRIALS_FILE)["status"])  # untouched

@@ -18,7 +18,7 @@ STRAGGLERS = synthetic_space(max_epochs=2, epoch_seconds=0.15)
 
 
 def configs_of(exp):
-    return exp.trials[exp.config_columns].to_dict("records")
+    return exp.configs.to_dict("records")
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_a_trial_that_raises_is_failed_and_the_others_go_on(results_dir):
     exp = run_random_search(fails_for_large_x, {"x": choice([1, 3])}, n_workers=2,
                             max_num_trials=4, seed=0, results_dir=results_dir,
                             initial_config={"x": 3}, progress=False)
-    statuses = dict(zip(exp.trials["x"], exp.trials["status"]))
+    statuses = dict(zip(exp.trials["config_x"], exp.trials["status"]))
     assert statuses[3] == "failed" and statuses.get(1, "completed") == "completed"
     assert len(exp.trials) == 4
     failed = exp.trials[exp.trials["status"] == "failed"]

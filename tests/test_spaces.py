@@ -100,3 +100,19 @@ def test_the_range_constructors_explain_bad_bounds(make, words):
         make()
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"n": 2.5, "x": 0.5, "c": 1}, r"'n'=2.5 \(float\), but the space searches an integer"),
+    ({"n": 2, "x": True, "c": 1}, r"'x'=True \(bool\), but the space searches a number"),
+    ({"n": 2, "x": 0.5, "c": True}, r"'c'=True \(bool\) is not one of \[1, 2\]"),
+    ({"n": 2, "x": "0.5", "c": 1}, r"'x'='0.5' \(str\)"),
+    ({"n": 2, "x": float("nan"), "c": 1}, r"'x'=nan"),
+])
+def test_a_fixed_config_of_the_wrong_type_is_rejected_not_converted(config, words):
+    space = {"n": randint(1, 4), "x": uniform(0, 1), "c": choice([1, 2])}
+    with pytest.raises(ConfigSpaceError, match=words):
+        validate_config(config, space)
+    import numpy as np
+    assert validate_config({"n": 2.0, "x": np.float32(1), "c": 2}, space) == \
+        {"n": 2, "x": 1.0, "c": 2}

@@ -395,19 +395,41 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         return f"SubprocessBackend({self.tune_function.__name__})"
 
 
-def kill_leftover_trials(pids) -> None:
+def kill_leftover_trials(processes) -> list[int]:
     """Kill the trial processes (and their children) of an earlier run that outlived it
-    (its tuner was killed with kill -9, say): those with these ids that are still a
-    trial or a fork server of ours."""
+    (its tuner was killed with kill -9, say); return the pids killed.
+
+    :param processes: ``(pid, started)`` pairs as the trials table recorded them
+        (``started``: the process's start time, ``storage.process_start_time``)
+
+    A process is killed only when it is still the very process recorded: the same pid
+    *and* the same start time (the system gives a freed pid to a new process, maybe a
+    trial of another search, but never with the old start time), running our trial
+    entry point or forked by our fork server. Without a recorded start time nothing
+    is killed.
+    """
+    import math
+
     import psutil
 
-    for pid in pids:
+    from d2l_hpo.storage import process_start_time
+
+    killed = []
+    for pid, started in processes:
         try:
-            process = psutil.Process(int(pid))
+            pid, started = int(pid), float(started)
+        except (TypeError, ValueError):
+            continue
+        if math.isnan(started) or process_start_time(pid) != round(started, 3):
+            continue  # that process is gone; the pid may be another's now
+        try:
+            process = psutil.Process(pid)
             command = " ".join(process.cmdline())
             if ENTRY_POINT.stem in command or "d2l_hpo.backends._forkserver" in command:
                 for child in process.children(recursive=True):
                     child.kill()
                 process.kill()
-        except (psutil.Error, ValueError):
+                killed.append(pid)
+        except psutil.Error:
             pass
+    return killed

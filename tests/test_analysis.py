@@ -1,0 +1,21 @@
+"""What the tables show across experiments (fast tier): measures derived from an
+Experiment's tables agree with its own definition of a valid result."""
+import math
+
+import pandas as pd
+import pytest
+
+from d2l_hpo.analysis import time_to_reach
+
+
+def test_time_to_reach_ignores_what_a_diverged_trial_reported(handmade):
+    trials = pd.DataFrame({
+        "trial_id": [0, 1], "status": ["diverged", "completed"], "start": [0.0, 0.0],
+        "end": [3.0, 8.0], "config_learning_rate": [0.9, 0.1], "config_batch_size": [64, 64]})
+    rows = pd.DataFrame({"trial_id": [0, 0, 1, 1], "time": [1.0, 2.0, 4.0, 8.0],
+                         "validation_error": [0.01, math.nan, 0.3, 0.04]})
+    exp = handmade(trials=trials, rows=rows)
+    assert exp.best_value == pytest.approx(0.04)  # the diverged 0.01 does not count...
+    assert time_to_reach(exp, 0.05) == 8.0  # ...and so it reached nothing at 1 s
+    assert math.isnan(time_to_reach(exp, 0.02))
+    assert time_to_reach(exp, exp.best_value) == 8.0
