@@ -64,8 +64,11 @@ def _tuner(path: Path, trust_pickle: bool):
         return None
     try:
         import dill
+        from syne_tune import Tuner
+
         with open(path / "tuner.dill", "rb") as f:
-            return dill.load(f)
+            tuner = dill.load(f)
+        return tuner if isinstance(tuner, Tuner) else None
     except Exception:  # written by another version, or its objective is gone: do without
         return None
 

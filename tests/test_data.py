@@ -165,3 +165,25 @@ def test_batches_kept_on_a_device_are_the_host_loaders_batches(isolated, monkeyp
             for (Xa, ya), (Xb, yb) in zip(a, b):
                 assert torch.equal(Xa, Xb) and torch.equal(ya, yb)
     assert len(b[-1][1]) == len(resident.val) % 64 or len(b[-1][1]) == 64  # a short last batch
+
+
+def test_a_path_that_does_not_exist_is_an_error_and_nothing_is_created(isolated, monkeypatch):
+    typo = isolated / "typo" / "fashion"
+    with pytest.raises(FashionMNISTNotFoundError, match=r"path=.*typo/fashion.*does not exist"):
+        find_fashion_mnist(typo, download=False)
+    monkeypatch.setenv(data.ENV_VAR, str(typo))
+    with pytest.raises(FashionMNISTNotFoundError, match=r"\$D2L_HPO_DATA=.*does not exist"):
+        find_fashion_mnist(download=False)
+    assert not (isolated / "typo").exists()
+
+
+def test_the_cli_refuses_a_data_folder_that_does_not_exist(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "d2l_hpo", "run", "--data", "nonexistent",
+                           "--trials", "1", "--no-progress"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder, no data copied

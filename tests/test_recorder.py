@@ -107,3 +107,76 @@ def test_reports_of_a_lost_attempt_are_dropped_and_late_ones_ignored(tmp_path):
     exp = d2l_hpo.load_experiment(tmp_path)
     assert exp.trials["status"].tolist() == ["completed"] and exp.results["loss"].tolist() == [0.8]
     assert math.isclose(exp.best_value, 0.8)
+
+
+# --- issue 25: a full disk is said, with the path, and loses nothing ---------------------
+FILLED = []  # trials of fills_the_disk so far (the in-process backend runs them here)
+
+
+def fills_the_disk(x: float, filler: str, report=None):
+    import time
+
+    FILLED.append(x)
+    if len(FILLED) < 3:
+        time.sleep(1.1)  # the recorder saves its tables at most once a second
+    else:  # the third trial fills the disk before it reports
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+    report(epoch=1, loss=x)
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A folder on a 2 MB file system of its own (a tmpfs, as root); where mounting is
+    not allowed, a folder whose table writes fail as on a full disk once the filler
+    file exists."""
+    import errno
+    import os
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        import d2l_hpo.recorder as recorder
+        real = recorder.write_tables
+
+        def full_once_filled(path, *args):
+            if (folder / "filler").exists():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(path, *args)
+        monkeypatch.setattr(recorder, "write_tables", full_once_filled)
+    yield folder
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_stops_the_run_with_the_path_and_the_trials_interrupted(
+        in_process, small_disk):
+    FILLED.clear()
+    filler = small_disk / "filler"
+    with pytest.raises(d2l_hpo.ResultsNotSavedError) as info:
+        d2l_hpo.run_random_search(fills_the_disk, {"x": loguniform(0.01, 1.0),
+                                                   "filler": str(filler)},
+                                  n_workers=1, max_num_trials=5, metric="loss", seed=0,
+                                  name="full", backend=in_process, results_dir=small_disk,
+                                  progress=False)
+    message = str(info.value)
+    folder = small_disk / "full"
+    assert f"into {folder}" in message and "No space left on device (errno 28)" in message
+    assert "resume=True" in message and info.value.errno == 28
+    assert info.value.__suppress_context__  # one error, not a traceback within a traceback
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], "temporary files left behind"
+    filler.unlink()  # space again
+    exp = d2l_hpo.load_experiment(folder)
+    assert "stopped" not in set(exp.trials["status"])  # "stopped" means the budget ran out
+    assert exp.trials["status"].iloc[0] == "completed"
+    assert set(exp.trials["status"].iloc[1:]) <= {"completed", "interrupted"}
+    assert exp.settings["finished"] is False

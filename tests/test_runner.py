@@ -231,3 +231,68 @@ def test_a_trial_that_raises_is_failed_and_the_others_go_on(results_dir):
     assert (failed["end"] > failed["start"]).all()
     stderr = (exp.path / str(failed["trial_id"].iloc[0]) / "std.err").read_text()
     assert "RuntimeError: x=3 is too large" in stderr
+
+
+# --- issue 25: a second Ctrl-C during the clean-up still stops every trial ----------------
+def reports_then_sleeps(x):
+    import time
+
+    from syne_tune import Reporter
+
+    Reporter()(epoch=1, validation_error=float(x))
+    time.sleep(120)
+
+
+def test_a_second_ctrl_c_while_the_results_are_saved_still_stops_every_trial(
+        results_dir, monkeypatch):
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from d2l_hpo.backends.local import SubprocessBackend
+    from d2l_hpo.recorder import ExperimentRecorder
+
+    final_save = ExperimentRecorder.on_tuning_end
+
+    def second_interrupt_lands_in_the_final_save(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, a moment after the first
+        time.sleep(0.2)  # Python delivers it here, before the save below
+        final_save(self)
+    monkeypatch.setattr(ExperimentRecorder, "on_tuning_end",
+                        second_interrupt_lands_in_the_final_save)
+    space = {"x": loguniform(0.01, 1.0)}
+    backend = SubprocessBackend(reports_then_sleeps, space)
+
+    def first_interrupt_once_both_trials_reported():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            logs = [results_dir / "twice" / str(i) / "std.out" for i in (0, 1)]
+            if all(p.exists() and "validation_error" in p.read_text() for p in logs):
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=first_interrupt_once_both_trials_reported, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_random_search(reports_then_sleeps, space, n_workers=2, max_num_trials=4,
+                              seed=0, name="twice", backend=backend, results_dir=results_dir,
+                              progress=False)
+        pids = [p.pid for p in backend.trial_subprocess.values()]
+        assert len(pids) == 2
+        time.sleep(1.0)  # the fork server reaps its killed children
+
+        def alive(pid):
+            try:
+                return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+        assert [pid for pid in pids if alive(pid)] == [], "trials left running"
+        exp = d2l_hpo.load_experiment(results_dir / "twice")
+        assert exp.trials["status"].tolist() == ["interrupted", "interrupted"]
+        assert exp.results["validation_error"].notna().sum() == 2  # nothing lost
+    finally:
+        for process in backend.trial_subprocess.values():
+            process.kill()

@@ -58,7 +58,7 @@ def test_a_syne_tune_folder_loads_into_the_same_tables(syne_tune_run):
     path, points = syne_tune_run
     exp = d2l_hpo.load_experiment(path)
     raw = syne_tune_load(path.name, local_path=str(path.parent)).results
-    assert exp.n_workers == 2 and exp.scheduling == "async"  # from the pickled tuner
+    assert exp.n_workers == 2 and exp.scheduling == "async"  # inferred: no pickle read
     assert exp.metric == "validation_error" and exp.mode == "min"
     assert exp.config_columns == ["learning_rate", "batch_size"]
     # every report, at the time the trial made it
@@ -68,8 +68,8 @@ def test_a_syne_tune_folder_loads_into_the_same_tables(syne_tune_run):
     started = exp.trials.sort_values("trial_id")
     assert set(raw["trial_id"]) <= set(started["trial_id"])
     for row, point in zip(started.itertuples(), points):
-        assert row.batch_size == point["batch_size"]
-        assert row.learning_rate == pytest.approx(point["learning_rate"], rel=1e-12)
+        assert row.config_batch_size == point["batch_size"]
+        assert row.config_learning_rate == pytest.approx(point["learning_rate"], rel=1e-12)
     assert (started["status"] == "completed").sum() >= 3
     assert set(started["status"]) <= {"completed", "stopped"}
     # a completed trial ends when the backend saw its process end: after its last report
@@ -109,3 +109,49 @@ def test_a_folder_that_is_neither_says_what_it_looked_for(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="Syne Tune experiment"):
         d2l_hpo.load_experiment(tmp_path / "empty")
+
+
+def folder_with_a_booby_trapped_pickle(syne_tune_run, tmp_path):
+    """A copy of the run whose tuner.dill, when unpickled, writes a file (as one a
+    student downloads could run any command)."""
+    import pickle
+    import shutil
+
+    copy = tmp_path / "downloaded"
+    shutil.copytree(syne_tune_run[0], copy)
+    marker = tmp_path / "it-ran"
+
+    class Trap:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    (copy / "tuner.dill").write_bytes(pickle.dumps(Trap()))
+    return copy, marker
+
+
+def test_loading_a_downloaded_folder_never_unpickles_it(syne_tune_run, tmp_path):
+    import subprocess
+    import sys
+
+    copy, marker = folder_with_a_booby_trapped_pickle(syne_tune_run, tmp_path)
+    exp = d2l_hpo.load_experiment(copy)
+    assert not marker.exists(), "loading a results folder ran the code in its tuner.dill"
+    # what the pickle would have said, read from the other files
+    assert exp.n_workers == 2 and exp.scheduling == "async"
+    assert set(exp.trials["status"]) <= {"completed", "stopped"}
+    assert (exp.trials["status"] == "completed").sum() >= 2
+    done = subprocess.run([sys.executable, "-m", "d2l_hpo", "plot", str(copy)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), "python -m d2l_hpo plot ran the code in tuner.dill"
+    # the documented opt-in does unpickle (and so runs it): for one's own folders only
+    d2l_hpo.load_experiment(copy, trust_pickle=True)
+    assert marker.exists()
+
+
+def test_a_synchronous_syne_tune_run_is_recognised_from_its_times():
+    from d2l_hpo.syne_tune_folder import _looks_synchronous
+
+    # two batches of two: the second starts when the slower of the first has ended
+    assert _looks_synchronous([0.0, 0.1, 3.0, 3.05], [1.0, 2.9, 4.0, 3.6])
+    # asynchronous: trial 2 starts while trial 1, started well before, still runs
+    assert not _looks_synchronous([0.0, 0.1, 1.1, 2.0], [1.0, 2.9, 4.0, 3.6])
