@@ -1,6 +1,7 @@
 """The Chinese editions: one per English lesson and edition, the English code and
 outputs unchanged, every markdown cell translated from the current English text, the
-committed editions what a build writes, and each edition in its own script.
+committed editions what a build writes, each edition in its own script, and none
+using a variant of a glossary term that has been fixed before.
 
 (nbval executes only the English notebooks; the editions run the same code.)
 """
@@ -131,3 +132,58 @@ def test_the_script_check_finds_a_character_of_the_other_script(tmp_path, monkey
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_each_edition_is_written_in_its_own_script(edition):
     assert _script_errors(edition) == []
+
+
+# Variants of glossary terms (notebooks/zh-hans/README.md) that have crept into an edition
+# before: (edition, wrong variant as a regular expression, the term to write instead).
+# The Traditional edition is converted from the Simplified one, so a variant fixed at the
+# source is listed for both.
+WRONG_VARIANTS = [
+    ("zh-hans", "墙钟", "挂钟时间 (wall-clock time)"),
+    ("zh-hant", "牆鍾|牆鐘", "掛鐘時間 (wall-clock time)"),
+    ("zh-hans", "剪除", "剪枝 (pruned)"),
+    ("zh-hant", "剪除", "剪枝 (pruned)"),
+    ("zh-hant", "複用", "重複使用 (reuse; 複用 is mainland usage)"),
+    # a core is CPU核心 in both editions; the Jupyter kernel is 内核 in Simplified and
+    # Jupyter kernel in Traditional, where OpenCC turns 内核 into 核心 as well
+    ("zh-hans", "(?<!CPU)核心", "CPU核心 (a core) or 内核 (the Jupyter kernel)"),
+    ("zh-hant", "(?<!CPU)核心", "CPU核心 (a core) or Jupyter kernel (the Jupyter kernel)"),
+]
+
+
+def _wrong_variants(edition: str) -> list[str]:
+    found = []
+    for path in sorted((ROOT / "notebooks" / edition).glob("*.ipynb")):
+        for cell in cells(path):
+            if cell["cell_type"] != "markdown":
+                continue
+            text = "".join(cell["source"])
+            for where, wrong, right in WRONG_VARIANTS:
+                if where != edition:
+                    continue
+                for match in re.finditer(wrong, text):
+                    context = text[max(0, match.start() - 20):match.end() + 20].replace("\n", " ")
+                    found.append(f"{path.stem} cell {cell['id']}: {match[0]!r} should be "
+                                 f"{right}: ...{context}...")
+    return found
+
+
+def test_the_variant_check_names_the_lesson_cell_and_context_of_a_wrong_variant(tmp_path, monkeypatch):
+    # 墙钟 in a Simplified lesson, a bare 核心 in a Traditional one; CPU核心 is right
+    for edition, text in (("zh-hans", "记录的墙钟时间"), ("zh-hant", "每個CPU核心；本核心中")):
+        folder = tmp_path / "notebooks" / edition
+        folder.mkdir(parents=True)
+        nb = {"cells": [{"cell_type": "markdown", "id": "x", "source": text},
+                        {"cell_type": "code", "id": "y", "source": "# 墙钟 核心", "outputs": []}]}
+        (folder / "a.ipynb").write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    [simplified] = _wrong_variants("zh-hans")
+    assert simplified.startswith("a cell x: '墙钟' should be 挂钟时间") and "记录的墙钟时间" in simplified
+    [traditional] = _wrong_variants("zh-hant")
+    assert traditional.startswith("a cell x: '核心' should be CPU核心") and "本核心中" in traditional
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_no_edition_uses_a_known_wrong_variant_of_a_glossary_term(edition):
+    found = _wrong_variants(edition)
+    assert not found, "\n".join(found)
