@@ -262,14 +262,14 @@ def test_strings_that_look_like_numbers_read_back_as_written(results_dir):
     space = {"code": choice(["007", "08", ""]), "x": uniform(0, 1)}
     exp = quick(coded, results_dir, space=space, max_num_trials=5, name="codes",
                 initial_config={"code": "007", "x": 0.5})
-    codes = exp.trials["code"].tolist()
+    codes = exp.trials["config_code"].tolist()
     assert codes[0] == "007" and all(isinstance(c, str) for c in codes), codes
     assert set(codes) <= {"007", "08", ""}
     assert exp.best_config["code"] in {"007", "08", ""}
     # a resume hands the values back to Syne Tune, which checks them against the choices
     again = quick(coded, results_dir, space=space, max_num_trials=7, name="codes",
                   resume=True)
-    assert again.trials["code"].tolist()[:5] == codes and len(again.trials) == 7
+    assert again.trials["config_code"].tolist()[:5] == codes and len(again.trials) == 7
 
 
 def coded_for_epochs(code, x, epochs):

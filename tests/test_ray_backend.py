@@ -248,7 +248,7 @@ def test_failed_and_crashed_trials_carry_their_error(cluster, tmp_path):
             assert "worker process died" in row["error"]
         # every trial reported epoch 1 before anything went wrong, and it is kept
         assert 1 in exp.results.loc[exp.results["trial_id"] == trial_id, "epoch"].tolist()
-    assert set(trials["fail"]) == {"no", "raise", "crash"}
+    assert set(trials["config_fail"]) == {"no", "raise", "crash"}
 
 
 def test_max_trial_time_stops_a_hung_trial(cluster, tmp_path):
