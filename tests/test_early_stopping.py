@@ -21,7 +21,7 @@ from d2l_hpo.spaces import randint
 
 MAX_EPOCHS = 9
 SPACE = d2l_hpo.synthetic_space(max_epochs=MAX_EPOCHS, epoch_seconds=0.04)
-CONFIG = ["learning_rate", "batch_size", "num_layers"]
+CONFIG = ["config_learning_rate", "config_batch_size", "config_num_layers"]
 RUNGS = {1, 3}  # grace period 1, reduction factor 3, below max_epochs 9
 
 

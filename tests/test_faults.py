@@ -86,7 +86,7 @@ def run(kinds, results_dir, n=6, initial=None, **kwargs):
 
 
 def by_kind(exp):
-    return {k: sorted(g["status"]) for k, g in exp.trials.groupby("kind")}
+    return {k: sorted(g["status"]) for k, g in exp.trials.groupby("config_kind")}
 
 
 def test_a_raising_trial_fails_with_its_error_and_the_others_complete(results_dir):
@@ -266,7 +266,7 @@ def test_the_command_line_run_survives_a_signal_and_resumes(tmp_path):
     assert len({json.dumps(c) for c in configs}) == 5
     # finished trials were not run again: same ids, same configurations
     kept = exp.trials.set_index("trial_id").loc[done_before["trial_id"]]
-    assert kept["learning_rate"].tolist() == done_before["learning_rate"].tolist()
+    assert kept["config_learning_rate"].tolist() == done_before["config_learning_rate"].tolist()
     assert exp.settings["resumed"] == 1
 
 

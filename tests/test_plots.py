@@ -76,7 +76,7 @@ def test_worker_timeline_groups_lanes_by_node_when_trials_ran_on_several(tmp_pat
         "start": [0.0, 0.0, 0.0, 3.0, 5.0],
         "end": [4.0, 6.0, 3.0, 8.0, 9.0],
         "worker": [0, 1, 2, 2, 0],
-        "learning_rate": [0.1] * 5, "batch_size": [64] * 5,
+        "config_learning_rate": [0.1] * 5, "config_batch_size": [64] * 5,
         "node": ["aaaa1111", "bbbb2222", "aaaa1111", "bbbb2222", "aaaa1111"],
     })
     exp = handmade(trials=trials, n_workers=3)
@@ -105,7 +105,7 @@ def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path, hand
                          "validation_error": [0.5] * 12})
     trials = pd.DataFrame({"trial_id": list(range(12)), "status": ["completed"] * 12,
                            "start": [0.0] * 12, "end": [12.0] * 12,
-                           "learning_rate": [0.1] * 12, "batch_size": [64] * 12})
+                           "config_learning_rate": [0.1] * 12, "config_batch_size": [64] * 12})
     exp = handmade(rows=rows, trials=trials, n_workers=12, wallclock=12.0)
     ax = plots.plot_trials_over_time(exp)
     colours = [tuple(line.get_color()) for line in ax.lines if line.get_label().startswith("trial ")]
