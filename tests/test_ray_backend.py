@@ -238,9 +238,9 @@ def test_failed_and_crashed_trials_carry_their_error(cluster, tmp_path):
                             results_dir=tmp_path, progress=False, max_failures=20)
     trials = exp.trials.set_index("trial_id")
     for trial_id, row in trials.iterrows():
-        if row["fail"] == "no":
+        if row["config_fail"] == "no":
             assert row["status"] == "completed"
-        elif row["fail"] == "raise":
+        elif row["config_fail"] == "raise":
             assert row["status"] == "failed"
             assert "FloatingPointError: loss exploded" in row["error"]
         else:
