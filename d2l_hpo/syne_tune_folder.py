@@ -7,12 +7,13 @@ tuner: workers, sync/async, each trial's last status) and one folder per trial
 (``config.json`` written when the trial was launched, ``end`` stamped by the backend
 when it saw the trial's process end, ``std.out``, ``std.err``).
 
-**The pickle is not read unless asked for.** Unpickling ``tuner.dill`` runs whatever
-code the file names, and a results folder is something students download and share;
-so by default it is only looked at for its time stamp, and what it alone knows is
-inferred from the other files, as said below. ``load_experiment(...,
-trust_pickle=True)`` (``python -m d2l_hpo plot --trust-pickle``) reads it, for a folder
-you wrote yourself.
+**The pickle is never unpickled unless asked for.** Unpickling ``tuner.dill`` runs
+whatever code the file names, and a results folder is something students download and
+share. By default three facts are read from its opcodes instead, without running
+anything (``read_pickled_facts``: ``pickletools`` only parses): the number of workers,
+whether scheduling was asynchronous, and each trial's last status.
+``load_experiment(..., trust_pickle=True)`` (``python -m d2l_hpo plot --trust-pickle``)
+unpickles it, for a folder you wrote yourself.
 
 What Syne Tune does not record is reconstructed, and the reconstruction is stated here:
 
@@ -23,11 +24,10 @@ What Syne Tune does not record is reconstructed, and the reconstruction is state
   of a bar after the trial's last report, not as a gap); a trial still running when the
   tuner stopped ends when the tuner saved its results;
 - worker lanes are assigned from these times (``assign_lanes``);
-- without the pickle: the number of workers is the most trials that ran at once; the
-  scheduling is ``sync`` when no trial ever started while a trial launched earlier (by
-  more than ``BATCH_SPREAD`` seconds) was still running, else ``async``; a trial with an
-  ``end`` stamp ``failed`` when its ``std.err`` holds a Python traceback and
-  ``completed`` otherwise, and a trial without one was ``stopped``.
+- where ``tuner.dill`` is missing or does not say (another version): the number of
+  workers is the most trials that ran at once, the scheduling ``async``, and a trial
+  with an ``end`` stamp ``failed`` when its ``std.err`` holds a Python traceback and
+  ``completed`` otherwise; a trial without one was ``stopped``.
 """
 
 from __future__ import annotations
@@ -54,11 +54,63 @@ def is_syne_tune_folder(path: Path) -> bool:
     return (path / METADATA_FILE).is_file() and any((path / f).is_file() for f in RESULTS_FILES)
 
 
-BATCH_SPREAD = 0.5  # seconds over which Syne Tune launches one synchronous batch
+_STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE")
+_GETS = ("BINGET", "LONG_BINGET", "GET")
+_PUTS = ("BINPUT", "LONG_BINPUT", "PUT")
+_INTS = ("BININT1", "BININT2", "BININT", "LONG1", "INT")
+
+
+def read_pickled_facts(path: Path) -> dict:
+    """What the tuner's ``tuner.dill`` says of its workers, its scheduling and each
+    trial's last status, read from the pickle's opcodes **without unpickling it**
+    (``pickletools.genops`` only parses; nothing in the file is run or imported). Keys
+    it cannot find (another version, a damaged or hostile file) are left out."""
+    import pickletools
+
+    try:
+        ops = list(pickletools.genops((Path(path) / "tuner.dill").read_bytes()))
+    except Exception:  # missing, damaged, or not a pickle: nothing to read
+        return {}
+    memo, facts, text, key = {}, {}, None, None
+    statuses, mode, trial, seek = {}, None, None, 0
+    for op, arg, _ in ops:
+        name = op.name
+        if name == "MEMOIZE":
+            memo[len(memo)] = text
+            continue
+        if name in _PUTS:
+            memo[arg] = text
+            continue
+        value = arg if name in _STRINGS else memo.get(arg) if name in _GETS else None
+        text = value
+        if mode == "seek":  # the dict (or OrderedDict) being made, up to its items
+            seek += 1
+            mode = "pairs" if name == "MARK" else None if seek > 12 else "seek"
+        elif mode == "pairs":  # trial id, then its status, until SETITEMS
+            if name in _INTS:
+                trial = arg
+            elif isinstance(value, str) and trial is not None:
+                statuses[trial], trial = value, None
+            else:
+                mode = None
+        elif key is not None:  # the value that follows a key of the tuner's state
+            if key == "n_workers" and name in _INTS:
+                facts["n_workers"] = arg
+            elif key == "asynchronous_scheduling" and name in ("NEWTRUE", "NEWFALSE"):
+                facts["asynchronous_scheduling"] = name == "NEWTRUE"
+            elif key == "last_trial_status_seen":
+                mode, seek = ("pairs" if name == "MARK" else "seek"), 0
+            key = None
+        elif value in ("n_workers", "asynchronous_scheduling", "last_trial_status_seen") \
+                and value not in facts and not (value == "last_trial_status_seen" and statuses):
+            key = value
+    if statuses:
+        facts["statuses"] = statuses
+    return facts
 
 
 def _tuner(path: Path, trust_pickle: bool):
-    """The pickled tuner when ``trust_pickle`` (None when it is missing or cannot be
+    """The unpickled tuner when ``trust_pickle`` (None when it is missing or cannot be
     loaded here); never unpickled otherwise."""
     if not trust_pickle or not (path / "tuner.dill").is_file():
         return None
@@ -71,16 +123,6 @@ def _tuner(path: Path, trust_pickle: bool):
         return tuner if isinstance(tuner, Tuner) else None
     except Exception:  # written by another version, or its objective is gone: do without
         return None
-
-
-def _looks_synchronous(starts, ends) -> bool:
-    """Whether the trials ran in batches: no trial started while another, launched
-    more than ``BATCH_SPREAD`` seconds before it, was still running."""
-    trials = sorted(zip(starts, ends))
-    for i, (start, _) in enumerate(trials):
-        if any(s < start - BATCH_SPREAD and e > start + 0.05 for s, e in trials[:i]):
-            return False
-    return True
 
 
 def _has_traceback(folder: Path) -> bool:
@@ -118,7 +160,9 @@ def read_syne_tune_folder(path: Path, trust_pickle: bool = False):
     config_columns = [k for k, v in space.items() if isinstance(v, dict) and "domain_cls" in v]
     constants = {k: v for k, v in space.items() if k not in config_columns}
     tuner = _tuner(path, trust_pickle)
-    seen = dict(tuner.tuning_status.last_trial_status_seen) if tuner is not None else {}
+    facts = {} if tuner is not None else read_pickled_facts(path)
+    seen = dict(tuner.tuning_status.last_trial_status_seen) if tuner is not None \
+        else facts.get("statuses", {})
     # the tuner saved its results last: the end of the experiment
     finished_at = max(p.stat().st_mtime for p in (results_file, path / "tuner.dill") if p.is_file())
 
@@ -136,8 +180,8 @@ def read_syne_tune_folder(path: Path, trust_pickle: bool = False):
         trial_id = int(folder.name)
         config = json.loads((folder / "config.json").read_text())
         ended = folder / "end"
-        if tuner is not None:
-            status = _STATUS.get(seen.get(trial_id), COMPLETED if ended.is_file() else STOPPED)
+        if trial_id in seen:
+            status = _STATUS.get(seen[trial_id], COMPLETED if ended.is_file() else STOPPED)
         elif ended.is_file():
             status = FAILED if _has_traceback(folder) else COMPLETED
         else:
@@ -155,15 +199,17 @@ def read_syne_tune_folder(path: Path, trust_pickle: bool = False):
                        "error": error, "pid": math.nan, "node": platform.node() or "local"})
     trials = pd.DataFrame(trials)
     if tuner is not None:
-        n_workers = int(tuner.n_workers)
-        scheduling = "async" if tuner.asynchronous_scheduling else "sync"
+        facts = {"n_workers": tuner.n_workers,
+                 "asynchronous_scheduling": tuner.asynchronous_scheduling}
+    if isinstance(facts.get("n_workers"), int) and facts["n_workers"] >= 1:
+        n_workers = int(facts["n_workers"])
     else:
         n_workers = _max_concurrency(trials["start"], trials["end"]) if len(trials) else 1
-        scheduling = "sync" if n_workers > 1 and _looks_synchronous(
-            trials["start"], trials["end"]) else "async"
+    scheduling = "sync" if facts.get("asynchronous_scheduling") is False else "async"
     settings = {"name": path.name, "n_workers": n_workers, "scheduling": scheduling,
                 "metric": metric, "mode": mode, "wallclock": finished_at - t0,
                 "config_columns": config_columns, "constants": constants,
                 "start_timestamp": t0, "finished": True, "written_by": "syne_tune",
-                "pickle_read": tuner is not None}
+                "pickle_read": tuner is not None,
+                "read_without_unpickling": sorted(k for k in facts if tuner is None)}
     return settings, trials, rows

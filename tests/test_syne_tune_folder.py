@@ -148,10 +148,30 @@ def test_loading_a_downloaded_folder_never_unpickles_it(syne_tune_run, tmp_path)
     assert marker.exists()
 
 
-def test_a_synchronous_syne_tune_run_is_recognised_from_its_times():
-    from d2l_hpo.syne_tune_folder import _looks_synchronous
+def test_workers_scheduling_and_statuses_are_read_from_the_pickle_without_running_it(
+        tmp_path, monkeypatch):
+    import pickle
 
-    # two batches of two: the second starts when the slower of the first has ended
-    assert _looks_synchronous([0.0, 0.1, 3.0, 3.05], [1.0, 2.9, 4.0, 3.6])
-    # asynchronous: trial 2 starts while trial 1, started well before, still runs
-    assert not _looks_synchronous([0.0, 0.1, 1.1, 2.0], [1.0, 2.9, 4.0, 3.6])
+    from d2l_hpo.syne_tune_folder import read_pickled_facts
+
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
+    points = d2l_hpo.sample_configs(SPACE, 4, seed=1)
+    tuner = Tuner(trial_backend=PythonBackend(tune_function=sleepy, config_space=SPACE),
+                  scheduler=RandomSearch(SPACE, metrics=["validation_error"],
+                                         do_minimize=True, points_to_evaluate=points),
+                  stop_criterion=StoppingCriterion(max_num_trials_completed=2),
+                  n_workers=2, sleep_time=0.2, print_update_interval=3600,
+                  asynchronous_scheduling=False,
+                  output_logger=TunerLogger(use_colors=False, use_emojis=False))
+    tuner.run()
+    read = d2l_hpo.load_experiment(tuner.tuner_path)
+    trusted = d2l_hpo.load_experiment(tuner.tuner_path, trust_pickle=True)
+    assert (read.n_workers, read.scheduling) == (trusted.n_workers, trusted.scheduling) \
+        == (2, "sync")
+    assert read.trials["status"].tolist() == trusted.trials["status"].tolist()
+    assert read.settings["read_without_unpickling"] == [
+        "asynchronous_scheduling", "n_workers", "statuses"]
+    # a file that is no tuner at all gives nothing, and runs nothing
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "tuner.dill").write_bytes(pickle.dumps({"n_workers": "many"}))
+    assert read_pickled_facts(tmp_path / "x") == {}
