@@ -8,7 +8,8 @@
 """
 
 from d2l_hpo.analysis import (
-    compare, epoch_seconds, ideal_makespan, ideal_starts, launch_gaps, time_to_reach,
+    compare, epoch_seconds, gaps_after_last_report, ideal_makespan, ideal_starts, launch_gaps,
+    time_to_reach,
 )
 from d2l_hpo.budget import budget, by_budget
 from d2l_hpo.claims import ClaimFailed, claim
@@ -44,7 +45,8 @@ def shutdown() -> None:
 
 
 __all__ = [
-    "budget", "by_budget", "claim", "compare", "epoch_seconds", "ideal_makespan", "ideal_starts",
+    "budget", "by_budget", "claim", "compare", "epoch_seconds", "gaps_after_last_report",
+    "ideal_makespan", "ideal_starts",
     "launch_gaps", "time_to_reach",
     "plot_speedup",
     "Experiment", "ConfigSpaceError", "FashionMNISTInMemory", "LENET_INITIAL_CONFIG",

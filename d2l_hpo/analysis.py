@@ -124,6 +124,22 @@ def launch_gaps(exp: Experiment) -> pd.Series:
     return pd.Series(gaps, dtype=float, name="gap")
 
 
+def gaps_after_last_report(exp: Experiment) -> pd.Series:
+    """Per lane, seconds from a trial's last report to the next trial's start on that
+    lane: how long a worker went without a useful trial once its trial had said all it
+    would (the trial's exit, the tuner noticing, the next launch). Unlike
+    ``launch_gaps`` this does not depend on when the trial's end was stamped (plain
+    Syne Tune stamps it when the tuner next looks, so its end-to-start gap is zero). A
+    trial that reported nothing counts from its end."""
+    last = exp.results.groupby("trial_id")["time"].max() if len(exp.results) else {}
+    gaps = []
+    for _, lane in exp.trials.sort_values("start").groupby("worker"):
+        ids, starts, ends = (lane[c].to_numpy() for c in ("trial_id", "start", "end"))
+        for before, end, start in zip(ids[:-1], ends[:-1], starts[1:]):
+            gaps.append(start - float(last.get(before, end)))
+    return pd.Series(gaps, dtype=float, name="gap")
+
+
 def epoch_seconds(exp: Experiment) -> pd.Series:
     """Per trial, the median time between consecutive reports (one epoch each)."""
     rows = exp.results.sort_values(["trial_id", "worker_time"])

@@ -19,3 +19,19 @@ def test_time_to_reach_ignores_what_a_diverged_trial_reported(handmade):
     assert time_to_reach(exp, 0.05) == 8.0  # ...and so it reached nothing at 1 s
     assert math.isnan(time_to_reach(exp, 0.02))
     assert time_to_reach(exp, exp.best_value) == 8.0
+
+
+def test_the_gap_after_a_last_report_counts_from_the_report_not_the_stamped_end(handmade):
+    # lane 0: trial 0 reports last at 3 s, its end is stamped at 5 s (when the tuner
+    # looked), trial 2 starts at 5 s; lane 1: trial 1 reports nothing, ends at 6 s
+    trials = pd.DataFrame({
+        "trial_id": [0, 1, 2, 3], "status": ["completed"] * 4, "start": [0.0, 0.0, 5.0, 6.5],
+        "end": [5.0, 6.0, 9.0, 9.0], "worker": [0, 1, 0, 1],
+        "config_learning_rate": [0.1] * 4, "config_batch_size": [64] * 4})
+    rows = pd.DataFrame({"trial_id": [0, 0, 2, 3], "time": [1.0, 3.0, 8.0, 8.5],
+                         "validation_error": [0.5, 0.4, 0.3, 0.2]})
+    exp = handmade(trials=trials, rows=rows)
+    from d2l_hpo import gaps_after_last_report, launch_gaps
+
+    assert sorted(launch_gaps(exp)) == [0.0, 0.5]
+    assert sorted(gaps_after_last_report(exp)) == [0.5, 2.0]
