@@ -178,6 +178,46 @@ def test_a_node_never_runs_more_trials_than_its_cpus(cluster, tmp_path):
     assert (bars.groupby("node")["lane"].nunique() == 1).all(), bars
 
 
+@ray.remote(num_cpus=0)
+class _SlowAnswer:
+    def call(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+
+def test_waiting_for_the_collector_keeps_the_tasks_cpus(cluster):
+    # A task blocked in ray.get from its main thread lends its CPUs to a queued task
+    # (Ray 2.60 started a second 2-CPU task on a 2-CPU node during such a wait): a
+    # trial waits for each report's round trip, so with more workers than the nodes
+    # have room for, a node ran two trials at once. Four 2-CPU tasks pinned to one
+    # 2-CPU node, each waiting three times for a slow answer, must run one at a time.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from d2l_hpo.backends._ray_worker import wait_holding_cpus
+
+    @ray.remote(num_cpus=2)
+    def waits(answer):
+        began = time.time()
+        for _ in range(3):
+            time.sleep(0.1)
+            wait_holding_cpus(answer.call.remote(0.4))
+        return began, time.time()
+
+    answer = _SlowAnswer.remote()
+    node = cluster.head_node.node_id
+    spans = sorted(ray.get([
+        waits.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        .remote(answer) for _ in range(4)]))
+    for (_, first_end), (second_start, _) in zip(spans, spans[1:]):
+        assert second_start >= first_end, f"two 2-CPU tasks at once on a 2-CPU node: {spans}"
+    # errors still reach the task's own thread
+    with pytest.raises(ray.exceptions.RayError):
+        @ray.remote
+        def fails():
+            raise ValueError("no answer")
+        wait_holding_cpus(fails.remote())
+
+
 def _remove_when_busy(cluster, node, node_id, backend, seen: dict):
     """Remove ``node`` once a trial running there has reported (or after 120 s)."""
     deadline = time.time() + 120

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -18,6 +19,30 @@ import ray
 from syne_tune.constants import ST_METRIC_TAG
 
 from d2l_hpo.backends._common import call_objective, fresh_state
+
+
+def wait_holding_cpus(ref):
+    """``ray.get(ref)`` without lending this task's CPUs to another task meanwhile.
+
+    A task that calls ``ray.get`` from its main thread tells Ray it is blocked, and Ray
+    gives its CPUs to a queued task until the call returns: with more workers than the
+    nodes have room for, a second trial then started on a node whose CPUs were all
+    taken (checked with Ray 2.60, 2-CPU tasks on a 2-CPU node, during a report's round
+    trip). Ray does not do that for a call made from another thread."""
+    box = {}
+
+    def get():
+        try:
+            box["value"] = ray.get(ref)
+        except BaseException as err:  # raised again in the task's own thread
+            box["error"] = err
+
+    waiter = threading.Thread(target=get, name="d2l-hpo-wait", daemon=True)
+    waiter.start()
+    waiter.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class _Forward(io.TextIOBase):
@@ -47,7 +72,7 @@ class _Forward(io.TextIOBase):
             if self.key[3] == "err" or ST_METRIC_TAG in self.pending[:cut]:
                 # reports and errors must survive a crash right after them: wait
                 # until the collector has them (one short round trip)
-                ray.get(sent)
+                wait_holding_cpus(sent)
             self.pending = self.pending[cut:]
         return len(text)
 
@@ -121,7 +146,7 @@ def run_trial(token: str, trial_id: int, run: int, blob: bytes, config: dict,
     import dill
 
     context = ray.get_runtime_context()
-    ray.get(collector.start.remote(token, trial_id, run, {
+    wait_holding_cpus(collector.start.remote(token, trial_id, run, {
         "node": context.get_node_id(), "worker": context.get_worker_id(),
         "pid": os.getpid(), "host": os.uname().nodename, "time": time.time()}))
     saved = sys.stdout, sys.stderr, dict(os.environ), os.getcwd(), sys.argv
@@ -153,7 +178,7 @@ def run_trial(token: str, trial_id: int, run: int, blob: bytes, config: dict,
         os.chdir(saved[3])
         # waiting for this call means every line sent before it has arrived too
         # (Ray runs one caller's calls to an actor in order)
-        ray.get(collector.end.remote(token, trial_id, run, time.time(), ok))
+        wait_holding_cpus(collector.end.remote(token, trial_id, run, time.time(), ok))
     return ok
 
 
