@@ -22,7 +22,7 @@ run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
 
 test: $(STAMP) data
-	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env $(PYTEST_ARGS)
+	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)

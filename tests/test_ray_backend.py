@@ -418,7 +418,10 @@ def test_bytes_that_are_not_utf8_are_kept_with_replacement(cluster, tmp_path):
 def test_early_stopping_runs_unchanged_and_frees_a_pruned_trials_cpus(cluster, tmp_path):
     import d2l_hpo
 
-    space = d2l_hpo.synthetic_space(max_epochs=9, epoch_seconds=0.05)
+    # epochs long enough that a trial is still running when ASHA's decision reaches it
+    # (with 0.05 s epochs, a loaded machine let pruned trials finish all 9 epochs first,
+    # and a task that has ended leaves its worker alive for the next one)
+    space = d2l_hpo.synthetic_space(max_epochs=9, epoch_seconds=0.3)
     exp = run_random_search(d2l_hpo.synthetic_objective, space, n_workers=4,
                             max_num_trials=12, seed=3, early_stopping="asha",
                             backend=RayBackend(address="auto"), results_dir=tmp_path,
