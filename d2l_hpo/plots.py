@@ -15,9 +15,11 @@ from d2l_hpo.status import (
     COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RUNNING, STOPPED, TIMEOUT,
 )
 
-STATUS_COLORS = {COMPLETED: "tab:blue", PRUNED: "tab:cyan", FAILED: "tab:red",
+# pruned trials stand apart from completed ones (orange against blue, not cyan)
+STATUS_COLORS = {COMPLETED: "tab:blue", PRUNED: "tab:orange", FAILED: "tab:red",
                  DIVERGED: "tab:purple", TIMEOUT: "tab:brown", STOPPED: "tab:gray",
-                 INTERRUPTED: "tab:olive", RUNNING: "tab:orange"}
+                 INTERRUPTED: "tab:olive", RUNNING: "tab:green"}
+TRIAL_LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _axes(ax):
@@ -31,6 +33,33 @@ def trial_color(i: int):
     """Colour of the i-th trial: neighbouring trials never share a colour (tab10, cycled)."""
     import matplotlib
     return matplotlib.colormaps["tab10"](i % 10)
+
+
+def trial_style(i: int) -> dict:
+    """Colour and line style of the i-th trial: the ten colours repeat every ten trials,
+    the line style changes with each repeat, so no two of the first 40 trials look alike."""
+    return {"color": trial_color(i),
+            "linestyle": TRIAL_LINESTYLES[(i // 10) % len(TRIAL_LINESTYLES)]}
+
+
+def spread_labels(ax, points, min_gap_pt: float = 8.0) -> list[float]:
+    """Vertical offsets (points) for labels drawn at ``points`` (data x, y), so that
+    labels whose anchors are within a label's size of each other do not overprint:
+    each is moved up past the one below it."""
+    if not points:
+        return []
+    ax.autoscale_view()
+    to_points = 72.0 / ax.figure.dpi
+    where = ax.transData.transform(np.asarray(points, dtype=float)) * to_points
+    offsets = [0.0] * len(points)
+    placed = []  # (x, y with offset) of the labels already placed
+    for i in sorted(range(len(points)), key=lambda j: (where[j][1], where[j][0])):
+        x, y = where[i]
+        for px, py in sorted(placed, key=lambda p: p[1]):
+            if abs(px - x) < 3 * min_gap_pt and abs(py - (y + offsets[i])) < min_gap_pt:
+                offsets[i] = py + min_gap_pt - y
+        placed.append((x, y + offsets[i]))
+    return offsets
 
 
 def busy_percent(fraction: float) -> str:
@@ -116,23 +145,26 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
     status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
     if label_trials is None:
         label_trials = len(curves) <= 20
-    bad_times, pruned_at = [], []
+    bad_times, pruned_at, labels = [], [], []
     for i, (trial_id, rows) in enumerate(sorted(curves.items())):
         values = pd.to_numeric(rows[exp.metric], errors="coerce")
         ok = np.isfinite(values)
-        color = trial_color(i)
+        style = trial_style(i)
+        color = style["color"]
         ax.plot(rows["time"][ok], values[ok], marker="o", markersize=3, linewidth=1,
-                color=color, label=f"trial {trial_id}")
+                label=f"trial {trial_id}", **style)
         if label_trials and ok.any():
-            ax.annotate(str(trial_id), (rows["time"][ok].iloc[-1], values[ok].iloc[-1]),
-                        xytext=(3, 0), textcoords="offset points", fontsize=7,
-                        color=color, va="center")
+            labels.append((str(trial_id), color,
+                           (rows["time"][ok].iloc[-1], values[ok].iloc[-1])))
         bad_times.extend(rows["time"][~ok])
         if status.get(trial_id) == FAILED and ok.any():
             ax.plot(rows["time"][ok].iloc[-1], values[ok].iloc[-1], "s", color="tab:red",
                     markersize=6)
         if status.get(trial_id) == PRUNED and ok.any():
             pruned_at.append((rows["time"][ok].iloc[-1], values[ok].iloc[-1]))
+    for (text, color, point), dy in zip(labels, spread_labels(ax, [p for _, _, p in labels])):
+        ax.annotate(text, point, xytext=(3, dy), textcoords="offset points", fontsize=7,
+                    color=color, va="center")
     if pruned_at:
         ax.plot(*zip(*pruned_at), "_", color="black", markersize=10, markeredgewidth=2,
                 linestyle="none", label="pruned here")
@@ -146,23 +178,27 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
 
 
 def plot_learning_curves(exp: Experiment, ax=None):
-    """The metric of every trial against its epoch: trials that ran every epoch in one
-    colour, trials early stopping pruned in another, ending in a black bar where they
-    were stopped; the rungs (where trials can be stopped) as dashed lines."""
+    """The metric of every trial against its epoch, coloured by how the trial ended:
+    pruned trials (their curve ends at the rung where they were stopped) thin and
+    underneath, so that the trials that went on stay visible above them; the legend
+    counts the trials of each kind; the rungs (where trials can be stopped) as dashed
+    lines."""
     ax = _axes(ax)
     status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
+    curves = sorted(learning_curves(exp).items())
+    counts = pd.Series([status.get(t, COMPLETED) for t, _ in curves]).value_counts()
     shown = set()
-    for trial_id, rows in sorted(learning_curves(exp).items()):
+    for trial_id, rows in curves:
         values = pd.to_numeric(rows[exp.metric], errors="coerce")
         ok = np.isfinite(values)
         kind = status.get(trial_id, COMPLETED)
-        ax.plot(rows[exp.resource_attr][ok], values[ok], marker="o", markersize=2.5,
-                linewidth=1, alpha=0.8, color=STATUS_COLORS.get(kind, "tab:purple"),
-                label=kind if kind not in shown else None)
+        pruned = kind == PRUNED
+        ax.plot(rows[exp.resource_attr][ok], values[ok], marker="o",
+                markersize=2 if pruned else 3, linewidth=0.7 if pruned else 1.2,
+                alpha=0.45 if pruned else 0.9, zorder=1 if pruned else 2,
+                color=STATUS_COLORS.get(kind, "tab:purple"),
+                label=f"{kind} ({counts[kind]})" if kind not in shown else None)
         shown.add(kind)
-        if kind == PRUNED and ok.any():
-            ax.plot(rows[exp.resource_attr][ok].iloc[-1], values[ok].iloc[-1], "_",
-                    color="black", markersize=10, markeredgewidth=2)
     for level in exp.rungs:
         ax.axvline(level, color="gray", linestyle="--", linewidth=0.8)
     ax.set_xlabel(f"{exp.resource_attr} (dashed: rungs)" if exp.rungs else exp.resource_attr)
@@ -251,19 +287,30 @@ def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None,
     return np.array(axes)
 
 
-def plot_speedup(table: pd.DataFrame, ax=None, column: str = "speedup"):
+def plot_speedup(table: pd.DataFrame, ax=None, column: str = "speedup",
+                 reference: str | None = None, reference_label: str | None = None):
     """Measured speed-up against the number of workers, beside the ideal (= workers).
 
     :param table: one row per run with columns ``workers`` and ``column``; several
-        rows per worker count (seeds) are drawn as points around their median
+        rows per worker count (seeds) are drawn as open points over their median
+    :param reference: another column of ``table`` (a schedule without overhead, say)
+        whose median is drawn as a dotted line; default: none
+    :param reference_label: its legend entry; default: the column's name
     """
     ax = _axes(ax)
     workers = sorted(table["workers"].unique())
     ax.plot(workers, workers, "k--", label="ideal (speed-up = workers)")
-    ax.scatter(table["workers"], table[column], color="tab:blue", alpha=0.4, s=15,
-               label="one seed")
     medians = table.groupby("workers")[column].median()
-    ax.plot(medians.index, medians.to_numpy(), "o-", color="tab:blue", label="median")
+    ax.plot(medians.index, medians.to_numpy(), "-", color="tab:blue", zorder=2,
+            label="median")
+    if reference is not None:
+        ref = table.groupby("workers")[reference].median()
+        ax.plot(ref.index, ref.to_numpy(), ":", color="tab:gray", linewidth=2, zorder=1,
+                label=f"{reference_label or reference} (median)")
+    several = table.groupby("workers")[column].size().max() > 1
+    # open circles above the median line: none hides behind it
+    ax.scatter(table["workers"], table[column], facecolors="none", edgecolors="tab:blue",
+               s=22, linewidths=1, zorder=3, label="each seed" if several else "measured")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xticks(workers, [str(w) for w in workers])

@@ -221,8 +221,13 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
     ax = plot_learning_curves(exp)
     colours = {line.get_label(): line.get_color() for line in ax.get_lines()
                if not line.get_label().startswith("_")}
-    assert colours == {"completed": STATUS_COLORS["completed"],
-                       "pruned": STATUS_COLORS["pruned"]}
+    assert colours == {"completed (1)": STATUS_COLORS["completed"],
+                       "pruned (1)": STATUS_COLORS["pruned"]}
+    # the pruned curve lies under the completed one, and no mark covers it
+    pruned, completed = (next(line for line in ax.get_lines() if line.get_label() == label)
+                         for label in ("pruned (1)", "completed (1)"))
+    assert pruned.get_zorder() < completed.get_zorder()
+    assert not [line for line in ax.get_lines() if line.get_color() == "black"]
     plt.close("all")
     write_report(exp)
     summary = (tmp_path / "summary.md").read_text()

@@ -114,6 +114,50 @@ def test_neighbouring_trials_differ_in_colour_and_carry_their_ids(tmp_path, hand
     plt.close("all")
 
 
+def test_trials_ten_apart_differ_in_line_style_and_labels_at_one_point_do_not_overprint(
+        handmade):
+    # 12 trials whose last reports fall on one point: trial 10 shares trial 0's colour,
+    # not its line style, and the twelve labels are stacked, each at its own height
+    rows = pd.DataFrame({"trial_id": list(range(12)), "time": [5.0] * 12,
+                         "validation_error": [0.5] * 12})
+    trials = pd.DataFrame({"trial_id": list(range(12)), "status": ["completed"] * 12,
+                           "start": [0.0] * 12, "end": [5.0] * 12,
+                           "config_learning_rate": [0.1] * 12, "config_batch_size": [64] * 12})
+    ax = plots.plot_trials_over_time(handmade(rows=rows, trials=trials, n_workers=12,
+                                              wallclock=5.0))
+    lines = {line.get_label(): line for line in ax.lines}
+    looks = [(tuple(lines[f"trial {i}"].get_color()), lines[f"trial {i}"].get_linestyle())
+             for i in range(12)]
+    assert len(set(looks)) == 12 and looks[10][0] == looks[0][0]
+    heights = sorted(t.get_position()[1] for t in ax.texts)
+    assert len(heights) == 12 and min(np.diff(heights)) >= 7.9  # points apart
+    plt.close("all")
+
+
+def test_labels_far_apart_stay_where_they_are():
+    fig, ax = plt.subplots()
+    ax.plot([0, 10], [0, 1])
+    assert plots.spread_labels(ax, [(0, 0), (10, 1)]) == [0.0, 0.0]
+    assert plots.spread_labels(ax, []) == []
+    plt.close("all")
+
+
+def test_speedup_draws_seeds_over_their_median_and_a_reference():
+    table = pd.DataFrame({"workers": [1, 1, 2, 2, 4, 4], "speed-up": [1, 1, 1.9, 2.1, 3.5, 3.9],
+                          "ideal": [1, 1, 1.95, 1.95, 3.8, 3.8]})
+    ax = plots.plot_speedup(table, column="speed-up", reference="ideal",
+                            reference_label="zero-overhead schedule")
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["ideal (speed-up = workers)", "median",
+                     "zero-overhead schedule (median)", "each seed"]
+    points = ax.collections[0]
+    median = next(line for line in ax.lines if line.get_label() == "median")
+    assert points.get_zorder() > median.get_zorder() and len(points.get_offsets()) == 6
+    reference = next(line for line in ax.lines if line.get_label().startswith("zero"))
+    assert list(reference.get_ydata()) == [1, 1.95, 3.8]
+    plt.close("all")
+
+
 def test_timeline_legend_only_when_statuses_differ_and_outside_the_bars(exp, tmp_path, handmade):
     ax = plots.plot_worker_timeline(exp)  # completed and failed
     legend = ax.get_legend()
