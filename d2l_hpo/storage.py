@@ -286,10 +286,8 @@ def read_tables(path: Path):
                                 "stopped_at"))
     if bare:
         trials = trials.rename(columns={c: config_column(c) for c in config_columns})
-    # the metric too: a report whose metric is not a real number never gets this far
-    # (searcher.reported_number), so text there was typed in by hand
     results = _read_csv(path / RESULTS_FILE, required=RESULT_COLUMNS[:2],
-                        numbers=(*RESULT_COLUMNS, settings["metric"]))
+                        numbers=RESULT_COLUMNS)
     for file, table in ((TRIALS_FILE, trials), (RESULTS_FILE, results)):
         written = (settings.get("table_rows") or {}).get(file)
         if settings.get("finished") and written is not None and len(table) != written:
