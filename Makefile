@@ -22,6 +22,7 @@ run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
 
 test: $(STAMP) data
+	$(VENV)/bin/lint-imports --no-cache
 	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
 
 bench: $(STAMP) data
@@ -64,7 +65,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Fashion-MNIST offline: Debian's package, installed when we may (root, apt, no
-# D2L_HPO_DATA); otherwise d2l_hpo.data explains the two ways to provide it.
+# D2L_HPO_DATA); otherwise d2l_hpo.lesson.data explains the two ways to provide it.
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 data:
 	@if [ ! -d $(DEBIAN_DATA) ] && [ -z "$$D2L_HPO_DATA" ] && [ "$$(id -u)" = 0 ] \

@@ -34,7 +34,7 @@ from common import markdown_table, median, write_csv  # noqa: E402
 from d2l_hpo import (  # noqa: E402
     lenet_objective, lenet_space, run_random_search, synthetic_objective, synthetic_space,
 )
-from d2l_hpo.analysis import time_to_reach  # noqa: E402
+from d2l_hpo.experiment.analysis import time_to_reach  # noqa: E402
 from d2l_hpo.backends.local import SubprocessBackend  # noqa: E402
 
 

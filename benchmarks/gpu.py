@@ -42,8 +42,8 @@ def _epoch(device, batch_size, way, fraction) -> float:
     import torch
     from d2l import torch as d2l
 
-    from d2l_hpo.data import FashionMNISTInMemory
-    from d2l_hpo.training import prepare_model, train_epoch, validation_error
+    from d2l_hpo.lesson.data import FashionMNISTInMemory
+    from d2l_hpo.lesson.training import prepare_model, train_epoch, validation_error
 
     torch.manual_seed(0)
     model = d2l.LeNet(lr=0.1)
@@ -199,7 +199,7 @@ def main():
         fraction, workers, repeats, batch_sizes = 0.02, [1, 2], 1, [128]
         ways, trials, epochs = ["host loader", "resident"], 2, 1
     if "book" in ways:  # d2l.FashionMNIST reads ../data, as in the book
-        from d2l_hpo.data import stage_fashion_mnist
+        from d2l_hpo.lesson.data import stage_fashion_mnist
 
         tmp = Path(tempfile.mkdtemp())
         stage_fashion_mnist(tmp / "data")

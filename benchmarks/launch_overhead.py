@@ -28,11 +28,12 @@ from syne_tune.results_callback import StoreResultsCallback  # noqa: E402
 
 from d2l_hpo import load_experiment, run_random_search  # noqa: E402
 from d2l_hpo.backends import SubprocessBackend  # noqa: E402
-from d2l_hpo.analysis import assign_lanes  # noqa: E402
+from d2l_hpo.experiment.measures import assign_lanes  # noqa: E402
 from d2l_hpo.backends.base import RunnerBackend  # noqa: E402
-from d2l_hpo.recorder import ExperimentRecorder  # noqa: E402
-from d2l_hpo.searcher import seeded_random_search  # noqa: E402
-from d2l_hpo.settings import RunSettings, RunState  # noqa: E402
+from d2l_hpo.run.recorder import ExperimentRecorder  # noqa: E402
+from d2l_hpo.search.base import GuardedScheduler, Problem  # noqa: E402
+from d2l_hpo.search.random import RandomSearch  # noqa: E402
+from d2l_hpo.run.settings import RunSettings, RunState  # noqa: E402
 
 
 def torch_objective(x: float, seconds: float = 1.0):
@@ -58,8 +59,8 @@ def syne_tune_defaults(space, n_workers, n_trials, scheduling, seed, folder,
     # a backend that tells nothing beyond Syne Tune's seam, as PythonBackend
     recorder = ExperimentRecorder(path, settings, RunState(), RunnerBackend(), progress=False)
     run_syne_tune_defaults(objective, space,
-                           seeded_random_search(space, "validation_error", "min", seed, None,
-                                                n_trials),
+                           GuardedScheduler(RandomSearch(space, seed, max_suggestions=n_trials),
+                                            Problem(space, seed=seed)),
                            StoppingCriterion(max_wallclock_time=3600), n_workers, scheduling,
                            path, callbacks=[StoreResultsCallback(), recorder])
     return load_experiment(path)

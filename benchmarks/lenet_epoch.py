@@ -1,6 +1,6 @@
 """B3, LeNet throughput: one epoch (60k training images, then 10k validation
 images) the book's way (d2l.FashionMNIST, d2l.HPOTrainer) and d2l_hpo's way
-(FashionMNISTInMemory, d2l_hpo.training: what lenet_objective runs), with the
+(FashionMNISTInMemory, d2l_hpo.lesson.training: what lenet_objective runs), with the
 step between them, side by side in one process, alternating, medians of the repeats.
 
     python benchmarks/lenet_epoch.py [--threads 1 2] [--repeats 3] [--quick]
@@ -49,7 +49,7 @@ def lean_epoch(data) -> float:
     import torch
     from d2l import torch as d2l
 
-    from d2l_hpo.training import prepare_model, train_epoch, validation_error
+    from d2l_hpo.lesson.training import prepare_model, train_epoch, validation_error
 
     torch.manual_seed(0)
     model = d2l.LeNet(lr=0.1)
@@ -79,7 +79,7 @@ def main():
     import torch
     from d2l import torch as d2l
 
-    from d2l_hpo.data import FashionMNISTInMemory, stage_fashion_mnist
+    from d2l_hpo.lesson.data import FashionMNISTInMemory, stage_fashion_mnist
 
     tmp = Path(tempfile.mkdtemp())
     stage_fashion_mnist(tmp / "data")
@@ -98,7 +98,7 @@ def main():
         "d2l.FashionMNIST, 0 loader workers + HPOTrainer": (
             lambda: _no_workers(stock()), book_epoch),
         "FashionMNISTInMemory + HPOTrainer": (in_memory, book_epoch),
-        "FashionMNISTInMemory + d2l_hpo.training (lenet_objective)": (in_memory, lean_epoch),
+        "FashionMNISTInMemory + d2l_hpo.lesson.training (lenet_objective)": (in_memory, lean_epoch),
     }
     if args.quick:
         del pipelines["d2l.FashionMNIST, 0 loader workers + HPOTrainer"]

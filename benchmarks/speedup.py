@@ -38,8 +38,8 @@ from d2l_hpo import (  # noqa: E402
     synthetic_objective, synthetic_space,
 )
 from d2l_hpo.backends.local import SubprocessBackend  # noqa: E402
-from d2l_hpo.objectives import synthetic_seconds  # noqa: E402
-from d2l_hpo.spaces import randint  # noqa: E402
+from d2l_hpo.lesson.objectives import synthetic_seconds  # noqa: E402
+from d2l_hpo.search.spaces import randint  # noqa: E402
 
 
 def synthetic_workload(epoch_seconds):

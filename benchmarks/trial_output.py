@@ -30,7 +30,7 @@ from syne_tune.report import retrieve  # noqa: E402
 from d2l_hpo import run_random_search  # noqa: E402
 from d2l_hpo.backends import SubprocessBackend  # noqa: E402
 from d2l_hpo.backends.local import _read_lines  # noqa: E402
-from d2l_hpo.spaces import uniform  # noqa: E402
+from d2l_hpo.search.spaces import uniform  # noqa: E402
 
 
 def printing_objective(x: float, megabytes: float = 0.0, seconds: int = 4):

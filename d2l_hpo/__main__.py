@@ -8,6 +8,8 @@ import math
 import os
 import sys
 
+from d2l_hpo.search.registry import EARLY_STOPPING, SEARCHERS
+
 # The embedded default: a few minutes on a 2-core laptop without a GPU.
 DEFAULTS = {"workers": 2, "trials": 8, "max_wallclock_time": 600.0, "epochs": 3,
             "data_fraction": 1.0, "seed": 0, "scheduling": "async"}
@@ -37,7 +39,7 @@ def _fraction(text):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m d2l_hpo",
-        description="Distributed random search for d2l's LeNet on Fashion-MNIST.")
+        description="Distributed hyperparameter search for d2l's LeNet on Fashion-MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="random search over the LeNet space; writes results, figures, summary",
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder for experiments (default: runs/, or $SYNETUNE_FOLDER)")
     run.add_argument("--data", default=None,
                      help="folder with the Fashion-MNIST idx files (default: search the "
-                          "usual places, see d2l_hpo.data)")
+                          "usual places, see d2l_hpo.lesson.data)")
     run.add_argument("--max-trial-time", type=_positive_float, default=None,
                      help="kill a trial that runs longer than this many seconds "
                           "(default: no limit)")
@@ -77,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="NAME", default=None,
                      help="continue the interrupted experiment NAME with its own settings "
                           "(other flags but --results-dir are ignored)")
-    run.add_argument("--early-stopping", choices=["asha"], default=None,
+    run.add_argument("--searcher", choices=list(SEARCHERS), default="random",
+                     help="what to try next: random, or a searcher that learns from "
+                          "finished trials (default %(default)s)")
+    run.add_argument("--early-stopping", choices=list(EARLY_STOPPING), default=None,
                      help="stop poor trials early with asynchronous successive halving "
                           "(default: every trial runs all its epochs)")
     run.add_argument("--grace-period", type=_positive_int, default=1,
@@ -99,10 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_settings(args) -> dict:
-    """Keyword arguments of run_random_search, from the flags or from a run to resume."""
+    """Keyword arguments of run_search, from the flags or from a run to resume."""
     import d2l_hpo
-    from d2l_hpo.settings import read_settings
-    from d2l_hpo.storage import resolve_experiment_path
+    from d2l_hpo.run.settings import read_settings
+    from d2l_hpo.experiment.results import resolve_experiment_path
 
     if args.resume is None:
         space = d2l_hpo.lenet_space(max_epochs=args.epochs)
@@ -113,15 +118,16 @@ def _run_settings(args) -> dict:
                     initial_config=dict(d2l_hpo.LENET_INITIAL_CONFIG),
                     results_dir=args.results_dir, progress=not args.no_progress,
                     max_trial_time=args.max_trial_time, max_failures=args.max_failures,
-                    early_stopping=args.early_stopping, grace_period=args.grace_period,
-                    reduction_factor=args.reduction_factor)
+                    searcher=args.searcher,
+                    early_stopping=_rule(args.early_stopping, args.grace_period,
+                                         args.reduction_factor))
     path = resolve_experiment_path(args.resume, args.results_dir)
     old, _ = read_settings(path)
     if "max_epochs" not in old.constants or old.objective != "lenet-objective":
         raise ValueError(
             f"'{old.name}' did not come from `python -m d2l_hpo run` (its objective is "
             f"{old.objective}); resume it the way it was started, e.g. from Python with "
-            "run_random_search(objective, space, name=..., resume=True)")
+            "run_search(objective, space, name=..., resume=True)")
     space = d2l_hpo.lenet_space(max_epochs=old.constants["max_epochs"])
     space.update(old.constants)
     initial = old.initial_config
@@ -132,8 +138,16 @@ def _run_settings(args) -> dict:
                 initial_config={k: initial[k] for k in old.config_columns} if initial else None,
                 progress=not args.no_progress, max_trial_time=old.max_trial_time,
                 max_failures=old.max_failures, resume=True,
-                early_stopping=old.early_stopping, grace_period=old.grace_period,
-                reduction_factor=old.reduction_factor, resource_attr=old.resource_attr)
+                searcher=old.searcher, resource_attr=old.resource_attr,
+                early_stopping=_rule(old.early_stopping, old.grace_period,
+                                     old.reduction_factor))
+
+
+def _rule(name, grace_period, reduction_factor):
+    from d2l_hpo.search.registry import early_stopping_rule
+
+    return early_stopping_rule(name, grace_period=grace_period,
+                               reduction_factor=reduction_factor)
 
 
 def main(argv=None) -> int:
@@ -148,16 +162,16 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     else:
-        from d2l_hpo.data import FashionMNISTNotFoundError, find_fashion_mnist
+        from d2l_hpo.lesson.data import ENV_VAR, FashionMNISTNotFoundError, find_fashion_mnist
         try:  # find (and stage) the data once, before any trial starts
             root = find_fashion_mnist(args.data)
-            os.environ[d2l_hpo.data.ENV_VAR] = str(root.resolve())  # trials look here first
+            os.environ[ENV_VAR] = str(root.resolve())  # trials look here first
         except FashionMNISTNotFoundError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         try:
             kwargs = _run_settings(args)
-            exp = d2l_hpo.run_random_search(d2l_hpo.lenet_objective, **kwargs)
+            exp = d2l_hpo.run_search(d2l_hpo.lenet_objective, **kwargs)
         except KeyboardInterrupt:
             return 130  # the runner said where the results are and how to resume
         except (ValueError, TypeError, OSError, RuntimeError) as err:

@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from d2l_hpo.analysis import assign_lanes
-from d2l_hpo.results import Experiment
-from d2l_hpo.status import (
+from d2l_hpo.experiment.measures import assign_lanes
+from d2l_hpo.experiment.results import Experiment
+from d2l_hpo.common.status import (
     COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED, RUNNING, STOPPED, TIMEOUT,
 )
 

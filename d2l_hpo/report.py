@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from d2l_hpo.status import COMPLETED, ENDED
-from d2l_hpo.storage import config_column
+from d2l_hpo.common.status import COMPLETED, ENDED
+from d2l_hpo.experiment.storage import config_column
 
 
 def write_report(exp) -> list[Path]:

@@ -23,7 +23,7 @@ from syne_tune.backend.trial_status import Status
 
 from d2l_hpo.backends._common import call_objective
 from d2l_hpo.backends.base import RunnerBackend
-from d2l_hpo.results import build_experiment
+from d2l_hpo.experiment.results import build_experiment
 
 matplotlib.use("Agg")
 

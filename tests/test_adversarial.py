@@ -17,8 +17,8 @@ import pytest
 
 from d2l_hpo import load_experiment, run_random_search
 from d2l_hpo.report import write_report
-from d2l_hpo.settings import default_name
-from d2l_hpo.spaces import choice, uniform
+from d2l_hpo.run.settings import default_name
+from d2l_hpo.search.spaces import choice, uniform
 
 pytestmark = pytest.mark.slow
 SPACE = {"x": uniform(0.0, 1.0)}
@@ -348,7 +348,7 @@ def test_the_cli_says_what_it_cannot_do_instead_of_a_traceback(finished, tmp_pat
 
 
 def test_compare_and_choice_name_the_mistake():
-    from d2l_hpo.analysis import compare
+    from d2l_hpo.experiment.analysis import compare
 
     with pytest.raises(ValueError, match="at least one experiment"):
         compare([])
@@ -492,7 +492,7 @@ def imports_a_missing_module(x):
 
 
 def test_too_many_failures_name_the_error_not_a_missing_report(results_dir):
-    from d2l_hpo.runner import TooManyFailuresError
+    from d2l_hpo.run.runner import TooManyFailuresError
 
     with pytest.raises(TooManyFailuresError) as info:
         quick(imports_a_missing_module, results_dir, max_num_trials=5, max_failures=1,
@@ -504,7 +504,7 @@ def test_too_many_failures_name_the_error_not_a_missing_report(results_dir):
 
 
 def test_errors_name_the_cause_when_no_trial_reported(results_dir):
-    from d2l_hpo.runner import MetricNotReportedError
+    from d2l_hpo.run.runner import MetricNotReportedError
 
     with pytest.raises(MetricNotReportedError) as info:
         quick(uses_a_module_global, results_dir, max_failures=5, name="global")
@@ -574,7 +574,7 @@ def sleeps_then_reports(x):
 
 
 def test_errors_name_the_cause_when_trials_ran_out_of_time(results_dir):
-    from d2l_hpo.runner import MetricNotReportedError
+    from d2l_hpo.run.runner import MetricNotReportedError
 
     with pytest.raises(MetricNotReportedError, match="every trial ran past max_trial_time=1"):
         quick(sleeps_then_reports, results_dir, max_trial_time=1, name="slow-trials")

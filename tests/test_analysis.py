@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from d2l_hpo.analysis import time_to_reach
+from d2l_hpo.experiment.analysis import time_to_reach
 
 
 def test_time_to_reach_ignores_what_a_diverged_trial_reported(handmade):

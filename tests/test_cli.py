@@ -59,7 +59,7 @@ def test_plot_of_an_unknown_run_is_a_clear_error(tmp_path, capsys):
 
 
 def test_missing_data_stops_run_before_any_trial(tmp_path, monkeypatch, capsys):
-    from d2l_hpo import data
+    from d2l_hpo.lesson import data
 
     monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "none")
     monkeypatch.setattr(data, "_download", lambda root: (_ for _ in ()).throw(OSError("offline")))

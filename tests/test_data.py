@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from d2l_hpo import data
-from d2l_hpo.data import (
+from d2l_hpo.lesson import data
+from d2l_hpo.lesson.data import (
     FILES, FashionMNISTInMemory, FashionMNISTNotFoundError, find_fashion_mnist, is_staged,
     stage_fashion_mnist,
 )

@@ -11,13 +11,11 @@ import time
 
 import psutil
 import pytest
-from syne_tune.backend.trial_status import Trial
 
 import d2l_hpo
 from conftest import pooled_server_pids
 from d2l_hpo import load_experiment, run_random_search
-from d2l_hpo.searcher import SeededASHA
-from d2l_hpo.spaces import randint
+from d2l_hpo.search.spaces import randint
 
 MAX_EPOCHS = 9
 SPACE = d2l_hpo.synthetic_space(max_epochs=MAX_EPOCHS, epoch_seconds=0.04)
@@ -108,29 +106,6 @@ def test_bad_early_stopping_settings_are_refused_before_any_work(results_dir):
     assert not results_dir.exists()
 
 
-def test_rungs_are_rebuilt_from_the_reports_of_kept_trials():
-    # what a resume does before it goes on: the earlier run's reports fill the rungs,
-    # and the next trial is judged against them
-    asha = SeededASHA(SPACE, "validation_error", "min", seed=0, max_t=9, grace_period=1,
-                      reduction_factor=3, resource_attr="epoch")
-    assert asha.rung_levels() == [1, 3]
-    asha.replay([{"trial_id": 0, "epoch": 1, "validation_error": 0.2},
-                 {"trial_id": 1, "epoch": 1, "validation_error": 0.3},
-                 {"trial_id": 1, "epoch": 2, "validation_error": 0.25}])
-    trial = Trial(trial_id=2, config={}, creation_time=None)
-    asha.on_trial_add(trial)
-    # worse than both at the first rung: stopped there, and listed as pruned
-    assert asha.on_trial_result(trial, {"epoch": 1, "validation_error": 0.5}) == "STOP"
-    assert asha.pruned == {2: 1}
-    fresh = SeededASHA(SPACE, "validation_error", "min", seed=0, max_t=9, grace_period=1,
-                       reduction_factor=3, resource_attr="epoch")
-    fresh.on_trial_add(trial)
-    # without the earlier reports, the first trial at a rung always goes on
-    assert fresh.on_trial_result(trial, {"epoch": 1, "validation_error": 0.5}) == "CONTINUE"
-    with pytest.raises(ValueError, match="without 'epoch'"):
-        fresh.on_trial_result(trial, {"validation_error": 0.5})
-
-
 INTERRUPTED = textwrap.dedent("""
     import sys
     import d2l_hpo
@@ -185,16 +160,6 @@ def test_an_interrupted_asha_run_resumes_with_its_rungs(tmp_path):
     assert trial_processes() == []
 
 
-def test_rung_levels_are_where_syne_tunes_asha_puts_them():
-    from d2l_hpo.searcher import rung_levels
-
-    for max_t, grace, factor in [(9, 1, 3), (10, 1, 3), (27, 1, 3), (9, 2, 2), (3, 1, 3),
-                                 (12, 1, 2.5), (100, 5, 4)]:
-        asha = SeededASHA(SPACE, "validation_error", "min", seed=0, max_t=max_t,
-                          grace_period=grace, reduction_factor=factor, resource_attr="epoch")
-        assert rung_levels(max_t, grace, factor) == asha.rung_levels(), (max_t, grace, factor)
-
-
 def test_plots_and_summary_show_pruned_trials(tmp_path):
     import math
 
@@ -203,7 +168,7 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
 
     from d2l_hpo.plots import STATUS_COLORS, learning_curves, plot_learning_curves
     from d2l_hpo.report import write_report
-    from d2l_hpo.results import build_experiment
+    from d2l_hpo.experiment.results import build_experiment
 
     trials = pd.DataFrame({"trial_id": [0, 1], "status": ["completed", "pruned"],
                            "start": [0.0, 0.0], "end": [3.0, 1.0], "worker": [0, 1],
@@ -213,7 +178,8 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
     settings = {"name": "pruned", "n_workers": 2, "scheduling": "async",
                 "metric": "validation_error", "mode": "min", "wallclock": 3.0,
                 "config_columns": ["x"], "constants": {"max_epochs": 3},
-                "early_stopping": "asha", "grace_period": 1, "reduction_factor": 3}
+                "early_stopping": "asha", "grace_period": 1, "reduction_factor": 3,
+                "rungs": [1]}
     exp = build_experiment(tmp_path, settings, trials, rows)
     assert exp.rungs == [1] and exp.epochs_spent == 4
     assert {t: list(c["epoch"]) for t, c in learning_curves(exp).items()} == {0: [1, 2, 3],
@@ -233,24 +199,3 @@ def test_plots_and_summary_show_pruned_trials(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "- trials: 2 (1 completed, 1 pruned)" in summary
     assert "1 trials pruned; 4 epochs spent in all" in summary
-
-
-def test_a_nan_stops_a_trial_as_diverged_not_pruned_and_the_progress_line_counts():
-    import math
-
-    from d2l_hpo.progress import ProgressState
-
-    asha = SeededASHA(SPACE, "validation_error", "min", seed=0, max_t=9, grace_period=1,
-                      reduction_factor=3, resource_attr="epoch")
-    trial = Trial(trial_id=0, config={}, creation_time=None)
-    asha.on_trial_add(trial)
-    assert asha.on_trial_result(trial, {"epoch": 1, "validation_error": math.nan}) == "STOP"
-    assert asha.pruned == {}  # the recorder then marks it diverged
-    # a report without the metric passes; the last epoch is never a stop
-    assert asha.on_trial_result(trial, {"epoch": 2}) == "CONTINUE"
-    assert asha.on_trial_result(trial, {"epoch": 9, "validation_error": 0.9}) == "CONTINUE"
-    line = ProgressState(completed=1, failed=0, stopped=0, running=2, best=0.25, pruned=3,
-                         epochs=17).describe("validation_error")
-    assert line == "3 pruned, 0 failed, 2 running; best validation_error 0.25; 17 epochs"
-    plain = ProgressState(1, 0, 0, 2, 0.25).describe("validation_error")
-    assert "pruned" not in plain and "epochs" not in plain

@@ -14,8 +14,8 @@ import pytest
 import d2l_hpo
 from conftest import pooled_server_pids
 from d2l_hpo import load_experiment, run_random_search
-from d2l_hpo.runner import MetricNotReportedError, TooManyFailuresError
-from d2l_hpo.spaces import choice, randint
+from d2l_hpo.run.runner import MetricNotReportedError, TooManyFailuresError
+from d2l_hpo.search.spaces import choice, randint
 
 pytestmark = pytest.mark.slow
 
@@ -318,7 +318,7 @@ def test_resume_refuses_what_does_not_match(results_dir):
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
-    from d2l_hpo import storage
+    from d2l_hpo.experiment import storage
 
     target = tmp_path / "trials.csv"
     target.write_text("trial_id\n0\n")

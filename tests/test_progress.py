@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from d2l_hpo.progress import LogProgress, ProgressState, in_notebook, progress_display
+from d2l_hpo.run.progress import LogProgress, ProgressState, in_notebook, progress_display
 
 
 

@@ -7,10 +7,10 @@ from syne_tune.backend.trial_status import Status
 
 import d2l_hpo
 from d2l_hpo.backends.base import Placement, RunnerBackend
-from d2l_hpo.recorder import ExperimentRecorder
-from d2l_hpo.runner import MetricNotReportedError
-from d2l_hpo.settings import RunSettings, RunState
-from d2l_hpo.spaces import choice, loguniform, randint
+from d2l_hpo.run.recorder import ExperimentRecorder
+from d2l_hpo.run.runner import MetricNotReportedError
+from d2l_hpo.run.settings import RunSettings, RunState
+from d2l_hpo.search.spaces import choice, loguniform, randint
 
 
 def bowl(x: float, epochs: int, kind: str = "ok", report=None):
@@ -145,7 +145,7 @@ def small_disk(tmp_path, monkeypatch):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
                              capture_output=True).returncode == 0
     if not mounted:
-        import d2l_hpo.recorder as recorder
+        import d2l_hpo.run.recorder as recorder
         real = recorder.write_tables
 
         def full_once_filled(path, *args):

@@ -4,8 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from d2l_hpo.analysis import assign_lanes, busy_fraction
-from d2l_hpo.results import load_experiment
+from d2l_hpo.experiment.measures import assign_lanes, busy_fraction
+from d2l_hpo.experiment.results import load_experiment
 
 
 
@@ -63,7 +63,7 @@ def test_unknown_experiment_names_both_places_looked(tmp_path):
 
 
 def test_ideal_makespan_of_hand_made_durations():
-    from d2l_hpo.analysis import ideal_makespan
+    from d2l_hpo.experiment.measures import ideal_makespan
 
     # async, 2 workers: lane A runs 4; lane B runs 1, 1, 2 back to back -> 4
     assert ideal_makespan([4, 1, 1, 2], 2) == 4.0
@@ -74,7 +74,7 @@ def test_ideal_makespan_of_hand_made_durations():
 
 
 def test_ideal_starts_of_hand_made_durations():
-    from d2l_hpo.analysis import ideal_starts
+    from d2l_hpo.experiment.measures import ideal_starts
 
     # async, 2 workers: 4 on lane A at 0; 1, 1, 2 on lane B at 0, 1, 2
     assert ideal_starts([4, 1, 1, 2], 2) == [0.0, 0.0, 1.0, 2.0]
@@ -92,7 +92,7 @@ def named_like_columns(final_loss: float, status: int, duration: float, start: s
 
 def test_configuration_keys_named_like_table_columns_keep_their_values(in_process, results_dir):
     import d2l_hpo
-    from d2l_hpo.spaces import choice, randint, uniform
+    from d2l_hpo.search.spaces import choice, randint, uniform
 
     space = {"final_loss": uniform(0, 1), "status": randint(1, 9), "duration": uniform(5, 6),
              "start": choice(["a", "b"]), "best_loss": uniform(0, 1)}
@@ -115,8 +115,8 @@ def test_a_folder_written_with_bare_config_columns_still_loads(in_process, resul
     import json
 
     import d2l_hpo
-    from d2l_hpo.spaces import uniform
-    from d2l_hpo.storage import EXPERIMENT_FILE, TRIALS_FILE
+    from d2l_hpo.search.spaces import uniform
+    from d2l_hpo.experiment.storage import EXPERIMENT_FILE, TRIALS_FILE
 
     exp = d2l_hpo.run_random_search(named_like_columns, {
         "final_loss": uniform(0, 1), "status": 1, "duration": 1.0, "start": "a",
@@ -136,7 +136,7 @@ def test_loading_a_run_gives_no_warning(in_process, results_dir):
     import warnings
 
     import d2l_hpo
-    from d2l_hpo.spaces import uniform
+    from d2l_hpo.search.spaces import uniform
 
     exp = d2l_hpo.run_random_search(named_like_columns, {
         "final_loss": uniform(0, 1), "status": 1, "duration": 1.0, "start": "a",

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import d2l_hpo
-from d2l_hpo.resume import plan_resume
-from d2l_hpo.settings import RunSettings
-from d2l_hpo.storage import EXPERIMENT_FILE, TRIALS_FILE
+from d2l_hpo.run.resume import plan_resume
+from d2l_hpo.run.settings import RunSettings
+from d2l_hpo.experiment.storage import EXPERIMENT_FILE, TRIALS_FILE
 
 from test_recorder import SPACE, bowl
 
@@ -88,19 +88,20 @@ def mark_running(path, trial_id, pid, pid_started):
 
 
 def test_resume_never_kills_a_process_that_only_reuses_a_recorded_pid(in_process, results_dir):
-    from d2l_hpo.storage import process_start_time
+    from d2l_hpo.backends.local import kill_leftover_trials
+    from d2l_hpo.common.files import process_start_time
 
     path = interrupted_run(in_process, results_dir)
     other = fake_trial_process()  # it got the pid the interrupted trial once had
     try:
+        settings = RunSettings(name="cut", n_workers=2, metric="loss", max_num_trials=6,
+                               **RunSettings.space_fields(SPACE))
         mark_running(path, 3, other.pid, process_start_time(other.pid) - 50.0)
-        plan_resume(path, RunSettings(name="cut", n_workers=2, metric="loss",
-                                      max_num_trials=6, **RunSettings.space_fields(SPACE)))
+        assert kill_leftover_trials(plan_resume(path, settings).leftovers) == []
         assert other.poll() is None, "resume killed a process that was not its trial"
         # the very process recorded (same pid, same start time) is still cleaned up
         mark_running(path, 3, other.pid, process_start_time(other.pid))
-        plan_resume(path, RunSettings(name="cut", n_workers=2, metric="loss",
-                                      max_num_trials=6, **RunSettings.space_fields(SPACE)))
+        assert kill_leftover_trials(plan_resume(path, settings).leftovers) == [other.pid]
         assert other.wait(timeout=10) is not None
     finally:
         other.kill()
@@ -109,13 +110,13 @@ def test_resume_never_kills_a_process_that_only_reuses_a_recorded_pid(in_process
 
 def test_resuming_with_a_changed_domain_is_refused_by_name(in_process, results_dir):
     path = interrupted_run(in_process, results_dir)
-    wider = {**SPACE, "x": d2l_hpo.spaces.loguniform(0.01, 2.0)}
+    wider = {**SPACE, "x": d2l_hpo.search.spaces.loguniform(0.01, 2.0)}
     with pytest.raises(ValueError, match=r"searched 'x' over Float\(lower=0.01, upper=1.0\)"
                                          r", LogUniform, now over Float\(lower=0.01, upper=2.0\)"):
         d2l_hpo.run_random_search(bowl, wider, n_workers=2, max_num_trials=6, metric="loss",
                                   name="cut", resume=True, backend=in_process,
                                   results_dir=results_dir, progress=False)
-    linear = {**SPACE, "x": d2l_hpo.spaces.uniform(0.01, 1.0)}
+    linear = {**SPACE, "x": d2l_hpo.search.spaces.uniform(0.01, 1.0)}
     with pytest.raises(ValueError, match="searched 'x' over .*LogUniform, now over .*, Uniform"):
         d2l_hpo.run_random_search(bowl, linear, n_workers=2, max_num_trials=6, metric="loss",
                                   name="cut", resume=True, backend=in_process,

@@ -3,13 +3,11 @@ import json
 import math
 import warnings
 
-import numpy as np
 import pytest
 
 import d2l_hpo
 from d2l_hpo import run_random_search, sample_configs, synthetic_objective, synthetic_space
-from d2l_hpo.searcher import SeededRandomSearcher
-from d2l_hpo.spaces import ConfigSpaceError, choice, loguniform, randint
+from d2l_hpo.search.spaces import ConfigSpaceError, choice, loguniform, randint
 
 pytestmark = pytest.mark.slow
 
@@ -77,19 +75,6 @@ def test_results_are_on_disk_and_load_back_the_same(sync_and_async):
     assert (exp.path / "results.csv").exists() and (exp.path / "tuner.log").exists()
     named = d2l_hpo.load_experiment(exp.name, results_dir=exp.path.parent)
     assert named.name == exp.name
-
-
-def test_seeded_searchers_agree_within_one_process():
-    space = {"x": loguniform(1e-3, 1.0), "n": randint(1, 100), "c": 5}
-    a = SeededRandomSearcher(space, random_seed=7)
-    b = SeededRandomSearcher(space, random_seed=7)
-    np.random.seed(123)  # the global generator must not matter
-    first = [a.suggest() for _ in range(5)]
-    np.random.seed(456)
-    assert first == [b.suggest() for _ in range(5)]
-    assert first != [SeededRandomSearcher(space, random_seed=8).suggest() for _ in range(5)]
-    limited = SeededRandomSearcher(space, random_seed=7, max_suggestions=2)
-    assert [limited.suggest() is None for _ in range(3)] == [False, False, True]
 
 
 def test_initial_config_comes_first_then_the_seeded_sequence(results_dir):
@@ -253,7 +238,7 @@ def test_a_second_ctrl_c_while_the_results_are_saved_still_stops_every_trial(
     import psutil
 
     from d2l_hpo.backends.local import SubprocessBackend
-    from d2l_hpo.recorder import ExperimentRecorder
+    from d2l_hpo.run.recorder import ExperimentRecorder
 
     final_save = ExperimentRecorder.on_tuning_end
 

@@ -3,7 +3,7 @@ are not numbers, and what sample_configs accepts."""
 import pytest
 
 import d2l_hpo
-from d2l_hpo.spaces import ConfigSpaceError, loguniform, randint
+from d2l_hpo.search.spaces import ConfigSpaceError, loguniform, randint
 
 
 def reports(x: float, max_epochs: int, value: str, report=None):

@@ -2,8 +2,8 @@
 space's domains, which a resume compares."""
 import textwrap
 
-from d2l_hpo.settings import objective_code, space_description
-from d2l_hpo.spaces import choice, loguniform, randint, uniform
+from d2l_hpo.run.settings import objective_code, space_description
+from d2l_hpo.search.spaces import choice, loguniform, randint, uniform
 
 SOURCE = textwrap.dedent('''
     def objective(learning_rate, batch_size, report=None):

@@ -3,7 +3,7 @@ import pytest
 from syne_tune.config_space import Float, Integer
 
 from d2l_hpo import lenet_objective, synthetic_objective
-from d2l_hpo.spaces import (
+from d2l_hpo.search.spaces import (
     LENET_INITIAL_CONFIG, ConfigSpaceError, choice, lenet_space, loguniform, randint, uniform,
     synthetic_space, validate_config, validate_config_space,
 )

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from d2l_hpo.settings import RunSettings, RunState, to_json
-from d2l_hpo.storage import (
+from d2l_hpo.run.settings import RunSettings, RunState, to_json
+from d2l_hpo.experiment.storage import (
     EXPERIMENT_FILE, prepare_folder, read_tables, release_folder, report_row, write_atomically,
     write_tables,
 )

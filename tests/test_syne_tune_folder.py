@@ -12,7 +12,7 @@ from syne_tune.optimizer.baselines import RandomSearch
 from syne_tune.tuner_logger import TunerLogger
 
 import d2l_hpo
-from d2l_hpo.spaces import loguniform, randint
+from d2l_hpo.search.spaces import loguniform, randint
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_workers_scheduling_and_statuses_are_read_from_the_pickle_without_runnin
         tmp_path, monkeypatch):
     import pickle
 
-    from d2l_hpo.syne_tune_folder import read_pickled_facts
+    from d2l_hpo.experiment.syne_tune_folder import read_pickled_facts
 
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
     points = d2l_hpo.sample_configs(SPACE, 4, seed=1)

@@ -1,9 +1,9 @@
-"""d2l_hpo.training: the lean epoch loop keeps the book's model, loss and optimiser."""
+"""d2l_hpo.lesson.training: the lean epoch loop keeps the book's model, loss and optimiser."""
 import pytest
 import torch
 from d2l import torch as d2l
 
-from d2l_hpo.training import prepare_model, train_epoch, validation_error
+from d2l_hpo.lesson.training import prepare_model, train_epoch, validation_error
 
 
 def batches(X, y, size):

@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 
 from d2l_hpo.backends._common import die_with_parent, fresh_state, set_thread_budget
-from d2l_hpo.storage import write_atomically
+from d2l_hpo.common.files import write_atomically
 
 
 def _preload(modules: list[str]) -> None:

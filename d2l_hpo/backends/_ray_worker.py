@@ -16,7 +16,7 @@ import time
 import traceback
 
 import ray
-from syne_tune.constants import ST_METRIC_TAG
+from d2l_hpo.common.compat import ST_METRIC_TAG
 
 from d2l_hpo.backends._common import call_objective, fresh_state
 

@@ -13,7 +13,8 @@ backend works too (``as_runner_backend`` wraps one):
 - ``wait_for_change``: the tuner's sleep between polls, cut short when a trial ends;
 - ``launch_time`` / ``end_time``: when the backend began starting a trial, and when the
   trial's process ended (``time.time()``), if it knows;
-- ``trial_placement``: where a trial runs (node, process), once it runs there.
+- ``trial_placement``: where a trial runs (node, process), once it runs there;
+- ``end_leftovers``: stop trial processes a killed earlier run left on this machine.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ class RunnerBackend:
         the moment it noticed)."""
         return None
 
+    def end_leftovers(self, processes) -> list[int]:
+        """Stop the trial processes of an earlier run of this experiment that outlived it
+        (its tuner was killed with kill -9), given as ``(pid, started)`` pairs of trials
+        that ran on this machine; return the pids stopped. Default: none (this backend
+        leaves no process behind on this machine)."""
+        return []
+
     def trial_placement(self, trial_id: int) -> Placement:
         """Where the trial runs; by default this machine, process unknown."""
         return Placement(node=LOCAL_NODE)
@@ -106,10 +114,7 @@ class _PlainBackend(RunnerBackend):
     """The defaults, for a Syne Tune backend that is not a ``RunnerBackend`` (its own
     ``new_trial_id`` numbers its trials)."""
 
-    def __init__(self, backend: TrialBackend):
-        self.backend = backend
-
 
 def as_runner_backend(backend: TrialBackend) -> RunnerBackend:
     """``backend`` itself when it is a ``RunnerBackend``, else the defaults for it."""
-    return backend if isinstance(backend, RunnerBackend) else _PlainBackend(backend)
+    return backend if isinstance(backend, RunnerBackend) else _PlainBackend()

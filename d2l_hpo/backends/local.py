@@ -29,29 +29,19 @@ from syne_tune.backend import PythonBackend
 from syne_tune.backend.python_backend.python_backend import file_md5
 from syne_tune.backend.local_backend import LocalBackend
 from syne_tune.backend.trial_status import Status
-from syne_tune.constants import (ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG, ST_METRIC_TAG,
-                                  ST_WORKER_TIMESTAMP)
+from syne_tune.constants import ST_CHECKPOINT_DIR, ST_CONFIG_JSON_FNAME_ARG
 from syne_tune.util import dump_json_with_numpy
 
 from d2l_hpo.backends import _warm_pool
 from d2l_hpo.backends._common import (check_gpu_settings, copy_checkpoint_folder,
                                      detached_copy, imported_modules)
+from d2l_hpo.backends._processes import (ENTRY_POINT, _alive, _read_lines, _ReportReader,
+                                        count_gpus, kill_leftover_trials)
 from d2l_hpo.backends.base import LOCAL_NODE, Placement, RunnerBackend
 
-ENTRY_POINT = Path(__file__).with_name("_trial_main.py")
-REPORT_MARK = f"[{ST_METRIC_TAG}]: ".encode()
+__all__ = ["SubprocessBackend", "count_gpus", "kill_leftover_trials"]
+
 FORK_ANSWER_TIMEOUT = 60  # seconds a fork server may take to answer with a trial's pid
-
-
-def count_gpus() -> int:
-    """GPUs listed by ``nvidia-smi`` (0 without it). Syne Tune's own detection
-    leaves a file ``std.out`` in the current directory; this one writes nothing."""
-    try:
-        listed = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True,
-                                text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return len(listed.stdout.splitlines()) if listed.returncode == 0 else 0
 
 
 class _ForkedTrial:
@@ -84,54 +74,6 @@ class _ForkedTrial:
 
     def __getstate__(self):  # the Tuner pickles the backend, and us with it
         return {**self.__dict__, "server": None}
-
-
-class _ReportReader:
-    """Syne Tune's reports in a growing log file, parsed once each."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.partial = path, 0, b""
-        self.reports: list[dict] = []
-        self.malformed = 0
-
-    def read(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return self.reports
-        self.offset += len(chunk)
-        *lines, self.partial = (self.partial + chunk).split(b"\n")
-        for line in lines:
-            at = line.find(REPORT_MARK)
-            if at < 0:
-                continue
-            try:
-                report = json.loads(line[at + len(REPORT_MARK):].decode("utf-8", "replace"))
-            except ValueError:
-                report = None
-            if isinstance(report, dict) and isinstance(report.get(ST_WORKER_TIMESTAMP),
-                                                       (int, float)):
-                self.reports.append(report)
-            else:
-                self.malformed += 1
-        return self.reports
-
-
-def _read_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readlines()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SubprocessBackend(RunnerBackend, PythonBackend):
@@ -272,6 +214,9 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         # PythonBackend warns when the folder exists; ours is created on purpose
         LocalBackend.set_path(self, results_root=results_root, tuner_name=tuner_name)
 
+    def end_leftovers(self, processes) -> list[int]:
+        return kill_leftover_trials(processes)
+
     def _prepare_for_schedule(self, num_gpus=None):
         if self.rotate_gpus and self.num_gpus is None:
             if num_gpus is None:
@@ -395,41 +340,3 @@ class SubprocessBackend(RunnerBackend, PythonBackend):
         return f"SubprocessBackend({self.tune_function.__name__})"
 
 
-def kill_leftover_trials(processes) -> list[int]:
-    """Kill the trial processes (and their children) of an earlier run that outlived it
-    (its tuner was killed with kill -9, say); return the pids killed.
-
-    :param processes: ``(pid, started)`` pairs as the trials table recorded them
-        (``started``: the process's start time, ``storage.process_start_time``)
-
-    A process is killed only when it is still the very process recorded: the same pid
-    *and* the same start time (the system gives a freed pid to a new process, maybe a
-    trial of another search, but never with the old start time), running our trial
-    entry point or forked by our fork server. Without a recorded start time nothing
-    is killed.
-    """
-    import math
-
-    import psutil
-
-    from d2l_hpo.storage import process_start_time
-
-    killed = []
-    for pid, started in processes:
-        try:
-            pid, started = int(pid), float(started)
-        except (TypeError, ValueError):
-            continue
-        if math.isnan(started) or process_start_time(pid) != round(started, 3):
-            continue  # that process is gone; the pid may be another's now
-        try:
-            process = psutil.Process(pid)
-            command = " ".join(process.cmdline())
-            if ENTRY_POINT.stem in command or "d2l_hpo.backends._forkserver" in command:
-                for child in process.children(recursive=True):
-                    child.kill()
-                process.kill()
-                killed.append(pid)
-        except psutil.Error:
-            pass
-    return killed

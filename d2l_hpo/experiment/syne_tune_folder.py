@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from d2l_hpo.status import COMPLETED, FAILED, FROM_SYNE_TUNE, STOPPED
-from d2l_hpo.storage import config_column
+from d2l_hpo.common.status import COMPLETED, FAILED, FROM_SYNE_TUNE, STOPPED
+from d2l_hpo.experiment.storage import config_column
 
 METADATA_FILE = "metadata.json"
 RESULTS_FILES = ("results.csv.zip", "results.csv")

@@ -15,7 +15,7 @@ def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
     :param data_fraction: seeded fraction of Fashion-MNIST to use; default 1.0
     :param data_seed: seed of that subset and of the shuffling; default 0
     """
-    from syne_tune import Reporter
+    from d2l_hpo.lesson.reporter import Reporter
     report = Reporter()  # first: the reported times then cover the whole trial
 
     import os
@@ -23,8 +23,8 @@ def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
     import torch
     from d2l import torch as d2l
 
-    from d2l_hpo.data import FashionMNISTInMemory
-    from d2l_hpo.training import prepare_model, train_epoch, validation_error
+    from d2l_hpo.lesson.data import FashionMNISTInMemory
+    from d2l_hpo.lesson.training import prepare_model, train_epoch, validation_error
 
     # a fair share of the cores: the runner sets this for each trial
     torch.set_num_threads(int(os.environ.get("D2L_HPO_THREADS", torch.get_num_threads())))
@@ -39,7 +39,7 @@ def lenet_objective(learning_rate: float, batch_size: int, max_epochs: int,
     model.apply_init([next(iter(data.train_dataloader()))[0].cpu()], d2l.init_cnn)
     model = prepare_model(model, device)
     optimizer = model.configure_optimizers()  # SGD with the trial's learning rate
-    # the book's HPOTrainer loop, lean: see d2l_hpo.training
+    # the book's HPOTrainer loop, lean: see d2l_hpo.lesson.training
     for epoch in range(1, max_epochs + 1):
         train_epoch(model, optimizer, data.train_dataloader(), device)
         error = validation_error(model, data.val_dataloader(), device)
@@ -62,14 +62,14 @@ def synthetic_objective(learning_rate: float, batch_size: int, max_epochs: int,
     :param num_layers: depth of the imagined network; default 2
     :param epoch_seconds: the time scale of one epoch; default 0.25
     """
-    from syne_tune import Reporter
+    from d2l_hpo.lesson.reporter import Reporter
     report = Reporter()
 
     import math
     import random
     import time
 
-    from d2l_hpo.objectives import synthetic_seconds
+    from d2l_hpo.lesson.objectives import synthetic_seconds
 
     per_epoch = synthetic_seconds(batch_size, 1, num_layers, epoch_seconds)
     best_lr = 0.3 * batch_size / 128

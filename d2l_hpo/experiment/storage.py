@@ -4,7 +4,7 @@ and read back.
 Files in an experiment folder (each replaced atomically, so that a crash never leaves
 half a file):
 
-- ``experiment.json``: the run's settings and state (see ``d2l_hpo.settings``)
+- ``experiment.json``: the run's settings and state (see ``d2l_hpo.run.settings``)
 - ``trials.csv``: one row per trial: id, status, start, end, worker lane, the
   configuration (each key as a column ``config_<key>``, as in Syne Tune's own tables, so
   that no hyperparameter name can collide with a column of the table), error, process
@@ -16,17 +16,16 @@ half a file):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from d2l_hpo.status import INTERRUPTED, RUNNING
+from d2l_hpo.common.files import process_start_time, write_atomically
+from d2l_hpo.common.status import INTERRUPTED, RUNNING
 
 EXPERIMENT_FILE = "experiment.json"
 TRIALS_FILE = "trials.csv"
@@ -68,44 +67,6 @@ class CorruptExperimentError(ValueError):
 def default_results_dir() -> Path:
     """``$SYNETUNE_FOLDER`` when set, else ``runs/`` in the current directory."""
     return Path(os.environ.get("SYNETUNE_FOLDER") or DEFAULT_RESULTS_DIR)
-
-
-def _new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file here: 0o666 less the umask (read
-    from /proc on Linux, where setting the umask to read it would race other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, mode: str = "w"):
-    """A file to write ``path`` through: readers see the old file or the whole new one.
-    It gets the permissions of any new file (the umask's), not the temporary file's
-    0600, so that a course's group can read what a run wrote."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, _new_file_mode())
-        with os.fdopen(fd, mode) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see either the old file or the whole new one."""
-    with atomic_file(path) as f:
-        f.write(text)
 
 
 def plain(value):
@@ -186,18 +147,6 @@ def prepare_folder(results_dir, name: str, resume: bool) -> Path:
     return path
 
 
-def process_start_time(pid) -> float:
-    """When process ``pid`` started (psutil's ``create_time``, rounded to the
-    millisecond as the tables keep it), NaN when there is no such process. With the pid
-    it names one process: a pid the system gives to a new process later has another."""
-    import psutil
-
-    try:
-        return round(psutil.Process(int(pid)).create_time(), 3)
-    except (psutil.Error, TypeError, ValueError, OverflowError):
-        return math.nan
-
-
 def _process_stamp(pid: int) -> str | None:
     started = process_start_time(pid)
     return None if math.isnan(started) else f"{pid} {started:.3f}"
@@ -238,30 +187,6 @@ def release_folder(path: Path) -> None:
             lock.unlink()
     except FileNotFoundError:
         pass
-
-
-def resolve_experiment_path(name_or_path, results_dir=None, syne_tune: bool = False) -> Path:
-    """The folder of an experiment given by folder or by name.
-
-    :param syne_tune: also accept a folder that plain Syne Tune wrote, and look for a
-        name where Syne Tune puts it (``$SYNETUNE_FOLDER``, else ``~/syne-tune``)
-    """
-    from d2l_hpo.syne_tune_folder import is_syne_tune_folder
-
-    path = Path(name_or_path)
-    candidates = [path, Path(results_dir or default_results_dir()) / str(name_or_path)]
-    if syne_tune and results_dir is None and not path.is_absolute():
-        from syne_tune.util import experiment_path
-        candidates.append(experiment_path(str(name_or_path)))
-    for candidate in candidates:
-        if (candidate / EXPERIMENT_FILE).is_file() or (
-                syne_tune and is_syne_tune_folder(candidate)):
-            return candidate
-    raise FileNotFoundError(
-        f"no experiment '{name_or_path}': "
-        + " nor ".join(str(c.resolve()) for c in dict.fromkeys(candidates))
-        + f" holds an {EXPERIMENT_FILE}"
-        + (" or a Syne Tune experiment (metadata.json and results.csv.zip)" if syne_tune else ""))
 
 
 def read_tables(path: Path):
@@ -342,6 +267,8 @@ _OPTIONAL_FIELDS = {
     "table_rows": ("an object of row counts", lambda v: isinstance(v, dict) and all(
         _is_number(n) for n in v.values())),
     "table_format": ("1 or 2", lambda v: v in (1, 2)),
+    "rungs": ("a list of epochs", lambda v: isinstance(v, list) and all(
+        _is_number(r) and math.isfinite(r) for r in v)),
 }
 
 

@@ -1,7 +1,7 @@
 """One experiment, one table: an ``Experiment`` and how it is built from what the
 runner (or plain Syne Tune) wrote into its folder.
 
-``d2l_hpo.storage`` reads and writes the folder; ``d2l_hpo.analysis`` computes
+``d2l_hpo.experiment.storage`` reads and writes the folder; ``d2l_hpo.experiment.analysis`` computes
 what the tables show across experiments.
 """
 
@@ -15,17 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from d2l_hpo.analysis import assign_lanes, best_value, busy_fraction
-from d2l_hpo.status import DIVERGED, ENDED, FAILED
-from d2l_hpo.storage import (
-    EXPERIMENT_FILE, CorruptExperimentError, check_settings, config_column, plain, read_tables,
-    resolve_experiment_path,
+from d2l_hpo.common.status import DIVERGED, ENDED, FAILED
+from d2l_hpo.experiment.measures import assign_lanes, best_value, busy_fraction
+from d2l_hpo.experiment.storage import (
+    EXPERIMENT_FILE, CorruptExperimentError, check_settings, config_column,
+    default_results_dir, plain, read_tables,
 )
+from d2l_hpo.experiment.syne_tune_folder import is_syne_tune_folder, read_syne_tune_folder
 
 
 @dataclass
 class Experiment:
-    """A random search that ran (or is running): its settings and its tables.
+    """A search that ran (or is running): its settings and its tables.
 
     ``results`` has one row per report (``trial_id``, ``time`` in seconds since the
     start, and every reported value); ``trials`` one row per trial (``trial_id``,
@@ -122,14 +123,9 @@ class Experiment:
 
     @property
     def rungs(self) -> list[float]:
-        """The epochs at which early stopping could stop a trial (none without it)."""
-        from d2l_hpo.searcher import rung_levels
-
-        s = self.settings
-        if not s.get("early_stopping"):
-            return []
-        return rung_levels(s["constants"]["max_epochs"], s["grace_period"],
-                           s["reduction_factor"])
+        """The epochs at which early stopping could stop a trial (none without it), as the
+        run wrote them into ``experiment.json``."""
+        return [float(r) for r in self.settings.get("rungs") or []]
 
     @property
     def epochs_spent(self) -> int:
@@ -164,11 +160,33 @@ class Experiment:
                 f"best_value={self.best_value:.4g}, utilization={self.utilization:.2f})")
 
 
+def resolve_experiment_path(name_or_path, results_dir=None, syne_tune: bool = False) -> Path:
+    """The folder of an experiment given by folder or by name.
+
+    :param syne_tune: also accept a folder that plain Syne Tune wrote, and look for a
+        name where Syne Tune puts it (``$SYNETUNE_FOLDER``, else ``~/syne-tune``)
+    """
+    path = Path(name_or_path)
+    candidates = [path, Path(results_dir or default_results_dir()) / str(name_or_path)]
+    if syne_tune and results_dir is None and not path.is_absolute():
+        from syne_tune.util import experiment_path
+        candidates.append(experiment_path(str(name_or_path)))
+    for candidate in candidates:
+        if (candidate / EXPERIMENT_FILE).is_file() or (
+                syne_tune and is_syne_tune_folder(candidate)):
+            return candidate
+    raise FileNotFoundError(
+        f"no experiment '{name_or_path}': "
+        + " nor ".join(str(c.resolve()) for c in dict.fromkeys(candidates))
+        + f" holds an {EXPERIMENT_FILE}"
+        + (" or a Syne Tune experiment (metadata.json and results.csv.zip)" if syne_tune else ""))
+
+
 def load_experiment(name_or_path, results_dir=None, *, trust_pickle: bool = False) -> Experiment:
     """Load a past (or running, or killed) experiment by its folder or by its name.
 
     Experiments of plain Syne Tune (``Tuner.run()``) load too, with the same tables;
-    ``d2l_hpo.syne_tune_folder`` says what is reconstructed for them.
+    ``d2l_hpo.experiment.syne_tune_folder`` says what is reconstructed for them.
 
     :param name_or_path: an experiment folder, or a name under ``results_dir``
         (for Syne Tune's experiments also ``tuner.name``)
@@ -177,7 +195,7 @@ def load_experiment(name_or_path, results_dir=None, *, trust_pickle: bool = Fals
         ``tuner.dill`` for the number of workers, the scheduling and each trial's final
         status. Unpickling runs whatever code the file holds, so pass True only for a
         folder you wrote yourself, never for one you downloaded; default False (those
-        three are then read from the other files, see ``d2l_hpo.syne_tune_folder``)
+        three are then read from the other files, see ``d2l_hpo.experiment.syne_tune_folder``)
     :raises CorruptExperimentError: a file of the folder is damaged or not what this
         version reads; the message names it
     """
@@ -185,7 +203,6 @@ def load_experiment(name_or_path, results_dir=None, *, trust_pickle: bool = Fals
     try:
         if (path / EXPERIMENT_FILE).is_file():
             return build_experiment(path, *read_tables(path))
-        from d2l_hpo.syne_tune_folder import read_syne_tune_folder
         return build_experiment(path, *read_syne_tune_folder(path, trust_pickle=trust_pickle))
     except CorruptExperimentError:
         raise

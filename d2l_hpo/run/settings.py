@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,11 @@ from typing import Any
 import numpy as np
 from syne_tune.config_space import Categorical, Domain
 
+from d2l_hpo.search.base import EarlyStopping, Problem
+from d2l_hpo.search.registry import early_stopping_rule, searcher_class
+
 # Seconds the tuner waits between looks at its busy workers when nothing wakes it
-# earlier (Syne Tune's default is 5 s, see d2l_hpo.tuner)
+# earlier (Syne Tune's default is 5 s, see d2l_hpo.run.tuner)
 POLL_INTERVAL = 0.05
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME_LENGTH = 120  # a folder name (file systems allow 255 bytes)
@@ -91,14 +93,6 @@ def describe_domain(description: dict[str, Any]) -> str:
     return f"{description.get('domain_cls')}({kwargs})" + (f", {sampler}" if sampler else "")
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -138,7 +132,6 @@ class RunSettings:
     max_failures: int = 3
     objective: str = "objective"
     backend: str = "SubprocessBackend"
-    poll_interval: float = POLL_INTERVAL
     config_columns: list[str] = field(default_factory=list)  # the searched keys
     space: dict[str, Any] = field(default_factory=dict)  # their domains (space_description)
     constants: dict[str, Any] = field(default_factory=dict)  # the space's fixed values
@@ -146,10 +139,12 @@ class RunSettings:
     string_columns: list[str] = field(default_factory=list)
     initial_config: dict[str, Any] | None = None
     objective_code: str | None = None  # a fingerprint of the objective's code
-    early_stopping: str | None = None  # None, or "asha"
+    searcher: str = "random"  # a name in d2l_hpo.search.registry.SEARCHERS
+    early_stopping: str | None = None  # None, or a name in EARLY_STOPPING ("asha")
     grace_period: int = 1  # ASHA's first rung (in levels of resource_attr)
     reduction_factor: float = 3  # ASHA keeps the best 1 / reduction_factor at a rung
     resource_attr: str = "epoch"  # the reported value that counts a trial's progress
+    rungs: list[float] = field(default_factory=list)  # epochs where a trial can be stopped
 
     def __post_init__(self):
         """Raise an error naming the first setting that cannot work, with its value.
@@ -196,8 +191,8 @@ class RunSettings:
     def _check_early_stopping(self) -> None:
         self.grace_period = _integer(self.grace_period)
         self.reduction_factor = _number(self.reduction_factor)
-        if self.early_stopping not in (None, "asha"):
-            raise ValueError(f"early_stopping must be None or 'asha', got {self.early_stopping!r}")
+        strategy = searcher_class(self.searcher)  # a ValueError naming the choices
+        early_stopping_rule(self.early_stopping)
         if not _is_int(self.grace_period) or self.grace_period < 1:
             raise ValueError(f"grace_period must be an integer >= 1 (epochs before a trial "
                              f"can be stopped), got {self.grace_period!r}")
@@ -210,25 +205,30 @@ class RunSettings:
                 or self.resource_attr.startswith("st_"):
             raise ValueError(f"resource_attr must be the name of a reported value (such as "
                              f"'epoch'), got {self.resource_attr!r}")
-        if self.early_stopping and self.scheduling == "sync":
-            raise ValueError(
-                "early_stopping='asha' needs scheduling='async': ASHA decides about each "
-                "trial as it reports, and Syne Tune 0.16 has no synchronous successive "
-                "halving any more (it was removed with its synchronous schedulers)")
+        if self.early_stopping is not None:
+            self.stopping_rule().check(None, self.scheduling, strategy)
 
-    def check_early_stopping_space(self) -> int:
-        """``max_t`` of early stopping: the space's ``max_epochs`` constant, checked
-        against ``grace_period`` (call once ``constants`` are set)."""
-        max_t = _integer(self.constants.get("max_epochs"))
-        if not _is_int(max_t) or max_t < 1:
-            raise ValueError(
-                "early stopping needs the number of epochs as a constant 'max_epochs' in the "
-                f"config space (it is ASHA's max_t), got {self.constants.get('max_epochs')!r}")
-        if self.grace_period >= max_t:
-            raise ValueError(
-                f"grace_period={self.grace_period} must be below max_epochs={max_t}: a trial "
-                "can only be stopped before its last epoch")
-        return max_t
+    def problem(self, config_space: dict[str, Any]) -> Problem:
+        """What the search strategy and the stopping rule are told."""
+        return Problem(config_space, self.metric, self.mode, self.seed or 0,
+                       self.resource_attr)
+
+    def stopping_rule(self) -> EarlyStopping | None:
+        """The early-stopping rule these settings name, with their options."""
+        if self.early_stopping is None:
+            return None
+        return early_stopping_rule(self.early_stopping, grace_period=self.grace_period,
+                                   reduction_factor=self.reduction_factor)
+
+    def check_search(self, config_space: dict[str, Any]) -> list[float]:
+        """Check the searcher and the stopping rule against the space (a ``ValueError``
+        naming what cannot work); the rungs of early stopping (none without it)."""
+        rule = self.stopping_rule()
+        if rule is None:
+            return []
+        problem = self.problem(config_space)
+        rule.check(problem, self.scheduling, searcher_class(self.searcher))
+        return rule.rungs(problem)
 
     @staticmethod
     def space_fields(config_space: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +250,8 @@ class RunState:
     start_timestamp: float | None = None  # time.time() when its clock started
     wallclock: float = 0.0  # seconds on its clock (a resumed run goes on from there)
     finished: bool = False  # False while running, or when interrupted or killed
-    random_draws: int = 0  # configurations drawn at random so far (a resume skips them)
+    random_draws: int = 0  # configurations the searcher drew so far
+    search: dict[str, Any] = field(default_factory=dict)  # SearchStrategy.state(): a resume replays it
     resumed: int = 0  # how many times it was resumed
     # seconds from the call of run_random_search to the start of the clock (the
     # backend's warm-up: importing the objective's modules), summed over resumed calls
@@ -276,6 +277,6 @@ def from_json(data: dict[str, Any]) -> tuple[RunSettings, RunState]:
 
 def read_settings(path: Path) -> tuple[RunSettings, RunState]:
     """The settings and state of the experiment in folder ``path``."""
-    from d2l_hpo.storage import EXPERIMENT_FILE
+    from d2l_hpo.experiment.storage import EXPERIMENT_FILE
 
     return from_json(json.loads((Path(path) / EXPERIMENT_FILE).read_text()))

@@ -3,8 +3,8 @@
 ``ExperimentRecorder`` is a Syne Tune ``TunerCallback``. It keeps one row per trial
 (status, start, end, worker lane, configuration, error, process and node) and one row
 per report, the best value so far, and the progress display, and writes the tables
-at most once a second (``d2l_hpo.storage``). It only watches: stopping trials is the
-scheduler's job, or ``TrialTimeLimit``'s (``d2l_hpo.time_limit``).
+at most once a second (``d2l_hpo.experiment.storage``). It only watches: stopping trials is the
+scheduler's job, or ``TrialTimeLimit``'s (``d2l_hpo.run.time_limit``).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.optimizer.scheduler import SchedulerDecision
 from syne_tune.tuner_callback import TunerCallback
 
-from d2l_hpo.analysis import best_value, improves
+from d2l_hpo.experiment.measures import best_value, improves
 from d2l_hpo.backends.base import ATTEMPT, RunnerBackend
-from d2l_hpo.progress import ProgressState, progress_display
-from d2l_hpo.settings import RunSettings, RunState, to_json
-from d2l_hpo.status import (
+from d2l_hpo.run.progress import ProgressState, progress_display
+from d2l_hpo.run.settings import RunSettings, RunState, to_json
+from d2l_hpo.common.status import (
     COMPLETED, CUT_SHORT, DIVERGED, FAILED, FROM_SYNE_TUNE, INTERRUPTED, PRUNED, RUNNING,
     STOPPED, TIMEOUT, UNSUCCESSFUL,
 )
-from d2l_hpo.storage import config_column, process_start_time, report_row, write_tables
+from d2l_hpo.common.files import process_start_time
+from d2l_hpo.experiment.storage import config_column, report_row, write_tables
 
 class ResultsNotSavedError(OSError):
     """The experiment's tables could not be written (a full disk, say); the run stops.
@@ -49,7 +50,7 @@ class ResultsNotSavedError(OSError):
 
 
 class ExperimentRecorder(TunerCallback):
-    """Records a run into ``path`` (see ``d2l_hpo.status`` for the statuses).
+    """Records a run into ``path`` (see ``d2l_hpo.common.status`` for the statuses).
 
     :param path: the experiment's folder
     :param settings: the run's settings; ``state`` its state, updated here
@@ -58,9 +59,10 @@ class ExperimentRecorder(TunerCallback):
     :param progress: show a progress display; default True
     :param kept_trials: rows of trials an earlier run finished (a resume); default none
     :param kept_reports: their reports; default none
-    :param searcher: the seeded searcher, whose random draws the state counts
-    :param scheduler: the scheduler; when it stops a trial that it lists in its
-        ``pruned`` (early stopping), the trial is ``pruned``, else it ``diverged``
+    :param strategy: the search strategy, whose state is saved with the experiment (a
+        resume replays it)
+    :param scheduler: the scheduler; when it stops a trial whose ``pruned_at`` is an
+        epoch (early stopping), the trial is ``pruned``, else it ``diverged``
     :param called: ``time.time()`` when ``run_random_search`` was called; the time
         from then to the start of the clock is recorded as the set-up
     """
@@ -68,17 +70,16 @@ class ExperimentRecorder(TunerCallback):
     def __init__(self, path: Path, settings: RunSettings, state: RunState,
                  backend: RunnerBackend, trial_backend: TrialBackend | None = None,
                  progress: bool = True, kept_trials: list[dict] = (),
-                 kept_reports: list[dict] = (), searcher=None, scheduler=None,
+                 kept_reports: list[dict] = (), strategy=None, scheduler=None,
                  called: float | None = None):
         self.path, self.settings, self.state = Path(path), settings, state
         self.backend, self.trial_backend = backend, trial_backend
         self.show_progress = progress
-        self.searcher, self.scheduler = searcher, scheduler
+        self.strategy, self.scheduler = strategy, scheduler
         self.called = called
         self.setup_before = state.setup_time  # earlier calls' set-up (a resume)
         self.trials: dict[int, dict] = {int(r["trial_id"]): dict(r) for r in kept_trials}
         self.rows: list[dict] = [dict(r) for r in kept_reports]
-        self.random_draws_before = state.random_draws
         self.elapsed_before = state.wallclock  # a resumed run goes on from there
         self.diverged: set[int] = set()
         self.pruned: set[int] = set()
@@ -87,7 +88,7 @@ class ExperimentRecorder(TunerCallback):
             self._count_level(row)
         self.timed_out: set[int] = set()
         self.attempt: dict[int, int] = {}  # trial id -> the attempt whose reports count
-        self.bar = None  # a d2l_hpo.progress display while the tuner runs
+        self.bar = None  # a d2l_hpo.run.progress display while the tuner runs
         self.best = self._best()
         self.t0 = time.time() - self.elapsed_before
         self._last_save = 0.0
@@ -180,7 +181,7 @@ class ExperimentRecorder(TunerCallback):
             row = self.trials.get(trial.trial_id)
             if row is None or row["status"] != RUNNING:
                 return
-            pruned_at = getattr(self.scheduler, "pruned", {}).get(trial.trial_id)
+            pruned_at = self.scheduler.pruned_at(trial.trial_id) if self.scheduler else None
             if pruned_at is not None:
                 self.pruned.add(trial.trial_id)
                 row["stopped_at"] = pruned_at
@@ -326,8 +327,9 @@ class ExperimentRecorder(TunerCallback):
             return
         if not self.state.finished:
             self.state.wallclock = now - self.t0
-        if self.searcher is not None:
-            self.state.random_draws = self.random_draws_before + self.searcher.num_random
+        if self.strategy is not None:
+            self.state.search = self.strategy.state()
+            self.state.random_draws = len(self.strategy.drawn)
         try:
             write_tables(self.path, to_json(self.settings, self.state),
                          list(self.trials.values()), self.rows, self.settings.config_columns)

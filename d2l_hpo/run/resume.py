@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from d2l_hpo.backends.base import LOCAL_NODE
-from d2l_hpo.backends.local import kill_leftover_trials
-from d2l_hpo.results import build_experiment
-from d2l_hpo.settings import RunSettings, RunState, describe_domain, from_json
-from d2l_hpo.status import FINISHED
-from d2l_hpo.storage import config_column, plain, read_tables
+from d2l_hpo.experiment.results import build_experiment
+from d2l_hpo.run.settings import RunSettings, RunState, describe_domain, from_json
+from d2l_hpo.common.status import FINISHED
+from d2l_hpo.experiment.storage import config_column, plain, read_tables
 
 # settings a resumed run must share with the run it continues
 MUST_MATCH = ("n_workers", "scheduling", "metric", "mode", "config_columns", "constants",
-              "early_stopping", "grace_period", "reduction_factor", "resource_attr")
+              "searcher", "early_stopping", "grace_period", "reduction_factor", "resource_attr")
 
 
 @dataclass
@@ -37,6 +36,9 @@ class ResumePlan:
     kept_reports: list[dict] = field(default_factory=list)  # their reports
     redo: list[dict] = field(default_factory=list)  # configurations to run again first
     next_trial_id: int = 0
+    # (pid, started) of this machine's trial processes the earlier run may have left
+    # running (killed with kill -9): the backend stops them before the run goes on
+    leftovers: list[tuple] = field(default_factory=list)
 
     @property
     def trials_left(self) -> int | None:
@@ -73,9 +75,10 @@ def plan_resume(path: Path, settings: RunSettings) -> ResumePlan:
     if settings.seed is not None and settings.seed != old.seed:
         raise ValueError(f"cannot resume '{settings.name}' with seed={settings.seed}: it ran "
                          f"with seed={old.seed}")
+    leftovers = []
     if len(trials) and "pid_started" in trials:  # trial processes that outlived a killed run
         left = trials[~trials["status"].isin(FINISHED) & trials["node"].isin([LOCAL_NODE])]
-        kill_leftover_trials(zip(left["pid"], left["pid_started"]))
+        leftovers = list(zip(left["pid"], left["pid_started"]))
     finished = trials[trials["status"].isin(FINISHED)] if len(trials) else trials
     redo = trials[~trials["status"].isin(FINISHED)] if len(trials) else trials
     keep_ids = set(finished["trial_id"]) if len(finished) else set()
@@ -101,7 +104,7 @@ def plan_resume(path: Path, settings: RunSettings) -> ResumePlan:
         redo=[{**settings.constants,
                **{c: plain(r[config_column(c)]) for c in settings.config_columns}}
               for r in redo.to_dict("records")] if len(redo) else [],
-        next_trial_id=next_id)
+        next_trial_id=next_id, leftovers=leftovers)
 
 
 def _check_same_space(old: RunSettings, new: RunSettings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.tuner_callback import TunerCallback
 
-from d2l_hpo.recorder import ExperimentRecorder
+from d2l_hpo.run.recorder import ExperimentRecorder
 
 
 class TrialTimeLimit(TunerCallback):

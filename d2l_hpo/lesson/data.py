@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from d2l_hpo.storage import atomic_file
+from d2l_hpo.common.files import atomic_file
 
 ENV_VAR = "D2L_HPO_DATA"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
