@@ -67,6 +67,7 @@ _WHERE = {
     "learning_curves": "d2l_hpo.plots",
     "best_so_far": "d2l_hpo.plots",
     "worker_timeline": "d2l_hpo.plots",
+    "speedup": "d2l_hpo.plots",
     "plot_best_so_far": "d2l_hpo.plots",
     "plot_learning_curves": "d2l_hpo.plots",
     "plot_speedup": "d2l_hpo.plots",

@@ -287,16 +287,47 @@ def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None,
     return np.array(axes)
 
 
-def plot_speedup(table: pd.DataFrame, ax=None, column: str = "speedup",
-                 reference: str | None = None, reference_label: str | None = None):
+def speedup(experiments: Sequence[Experiment], target: float | None = None) -> pd.DataFrame:
+    """One row per experiment: ``workers``, ``seed``, ``seconds`` (the whole run's
+    wall-clock, or with ``target`` the time until a trial first reached it) and
+    ``speedup``: the median ``seconds`` of the runs with the fewest workers, times that
+    number of workers, over this run's (so with one-worker runs it is T1 / T)."""
+    from d2l_hpo.experiment.analysis import time_to_reach
+
+    experiments = [experiments] if isinstance(experiments, Experiment) else list(experiments)
+    if not experiments:
+        raise ValueError("speedup needs at least one Experiment")
+    rows = [{"workers": exp.n_workers, "seed": exp.settings.get("seed"),
+             "seconds": exp.wallclock if target is None else time_to_reach(exp, target)}
+            for exp in experiments]
+    table = pd.DataFrame(rows)
+    fewest = table["workers"].min()
+    base = table.loc[table["workers"] == fewest, "seconds"].median()
+    table["speedup"] = fewest * base / table["seconds"]
+    return table
+
+
+def plot_speedup(data: pd.DataFrame | Sequence[Experiment], ax=None, column: str = "speedup",
+                 reference: str | None = None, reference_label: str | None = None,
+                 target: float | None = None):
     """Measured speed-up against the number of workers, beside the ideal (= workers).
 
-    :param table: one row per run with columns ``workers`` and ``column``; several
-        rows per worker count (seeds) are drawn as open points over their median
-    :param reference: another column of ``table`` (a schedule without overhead, say)
+    :param data: experiments with several worker counts (their ``speedup`` table is
+        drawn, see ``speedup``), or such a table: one row per run with columns
+        ``workers`` and ``column``; several rows per worker count (seeds) are drawn as
+        open points over their median
+    :param reference: another column of the table (a schedule without overhead, say)
         whose median is drawn as a dotted line; default: none
     :param reference_label: its legend entry; default: the column's name
+    :param target: with experiments: speed-up in reaching this metric value, not in
+        finishing; default None
     """
+    table = data if isinstance(data, pd.DataFrame) else speedup(data, target)
+    if column not in table:
+        raise KeyError(f"the table has no column {column!r}; it has {list(table.columns)}")
+    if reference is not None and reference not in table:
+        raise KeyError(f"the table has no column {reference!r} (reference=); it has "
+                       f"{list(table.columns)}")
     ax = _axes(ax)
     workers = sorted(table["workers"].unique())
     ax.plot(workers, workers, "k--", label="ideal (speed-up = workers)")

@@ -6,6 +6,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
+import d2l_hpo
 from d2l_hpo import plots
 
 
@@ -181,4 +182,32 @@ def test_sync_vs_async_without_the_best_so_far_panel(exp, tmp_path, handmade):
     sync = handmade(scheduling="sync", wallclock=12.0)
     axes = plots.plot_sync_vs_async(sync, exp, best_so_far=False)
     assert len(axes) == 2 and axes[0].get_xlim() == axes[1].get_xlim() == (0, 12.0)
+    plt.close("all")
+
+
+def test_speedup_takes_experiments_like_every_other_plot(tmp_path):
+    from d2l_hpo.experiment.results import build_experiment
+
+    def run(workers, seed, wallclock, reached_at):
+        trials = pd.DataFrame({"trial_id": [0], "status": ["completed"], "start": [0.0],
+                               "end": [wallclock], "worker": [0]})
+        rows = pd.DataFrame({"trial_id": [0, 0], "time": [reached_at, wallclock],
+                             "validation_error": [0.2, 0.1]})
+        settings = {"name": f"k{workers}-{seed}", "n_workers": workers, "seed": seed,
+                    "scheduling": "async", "metric": "validation_error", "mode": "min",
+                    "wallclock": wallclock, "config_columns": []}
+        return build_experiment(tmp_path, settings, trials, rows)
+
+    runs = [run(1, 0, 8.0, 4.0), run(1, 1, 10.0, 6.0), run(2, 0, 4.5, 2.5), run(4, 0, 3.0, 1.0)]
+    table = d2l_hpo.speedup(runs)
+    assert table["workers"].tolist() == [1, 1, 2, 4]
+    assert table["speedup"].round(3).tolist() == [1.125, 0.9, 2.0, 3.0]  # 9 s / each
+    assert d2l_hpo.speedup(runs, target=0.2)["speedup"].tolist() == [1.25, 0.8333333333333334,
+                                                                   2.0, 5.0]
+    ax = d2l_hpo.plot_speedup(runs)
+    assert len(ax.collections[0].get_offsets()) == 4
+    with pytest.raises(KeyError, match="no column 'speed-up'.*'speedup'"):
+        d2l_hpo.plot_speedup(runs, column="speed-up")
+    with pytest.raises(ValueError, match="at least one"):
+        d2l_hpo.speedup([])
     plt.close("all")

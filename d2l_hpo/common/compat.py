@@ -19,17 +19,25 @@ ST_WORKER_TIMESTAMP = "st_worker_timestamp"
 ST_WORKER_TIME = "st_worker_time"
 ST_WORKER_ITER = "st_worker_iter"
 
-# Private parts still used, each where it is used (grep for the name):
-# - syne_tune LocalBackend._allocate_gpu, ._prepare_for_schedule, ._read_status,
-#   ._read_time_stamp, TrialBackend._trial_dict (backends/local.py, ray_backend.py): the
-#   local backend's GPU rotation and status files, which our SubprocessBackend extends
-# - AsynchronousSuccessiveHalving.brackets[0].on_result (search/asha.py): refilling the
-#   rungs on a resume, which Syne Tune has no call for
-# - ray._private.ray_constants and its authentication logger (backends/_ray_cluster.py):
-#   binding a local cluster to 127.0.0.1 and quieting token set-up
+# Private (underscore) parts still used, each where Syne Tune or Ray leaves no public way;
+# tests/test_compat.py checks each is there:
+# - LocalBackend._allocate_gpu, ._prepare_for_schedule, ._read_status, ._read_time_stamp
+#   (backends/local.py): the GPU rotation and the status and end-time files that our
+#   SubprocessBackend inherits from Syne Tune's local backend
+# - TrialBackend._trial_dict and the _all_trial_results hook (backends/local.py,
+#   ray_backend.py): the hook a backend implements to hand the tuner its results
+# - Tuner._sleep (run/tuner.py): the tuner's wait between looks, which our tuner cuts
+#   short when a trial ends
+# - AsynchronousSuccessiveHalving.brackets (search/asha.py): refilling the rungs on a
+#   resume (bracket.on_result), which Syne Tune has no call for
+# - ray._private.ray_constants.ENABLE_RAY_CLUSTER (backends/_ray_cluster.py): a local
+#   Ray bound to 127.0.0.1 only
 PRIVATE_REACHES = {
     "syne_tune.backend.local_backend:LocalBackend": (
         "_allocate_gpu", "_prepare_for_schedule", "_read_status", "_read_time_stamp"),
-    "syne_tune.backend.trial_backend:TrialBackend": ("_trial_dict",),
-    "syne_tune.optimizer.schedulers.asha:AsynchronousSuccessiveHalving": (),
+    "syne_tune.backend.trial_backend:TrialBackend": ("_all_trial_results", "_trial_dict"),
+    "syne_tune.tuner:Tuner": ("_sleep",),
+    "syne_tune.optimizer.schedulers.asha:AsynchronousSuccessiveHalving": ("brackets",),
+    "syne_tune.optimizer.schedulers.asha:Bracket": ("on_result",),
+    "ray._private.ray_constants": ("ENABLE_RAY_CLUSTER",),
 }

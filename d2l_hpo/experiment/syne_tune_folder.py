@@ -209,7 +209,7 @@ def read_syne_tune_folder(path: Path, trust_pickle: bool = False):
     settings = {"name": path.name, "n_workers": n_workers, "scheduling": scheduling,
                 "metric": metric, "mode": mode, "wallclock": finished_at - t0,
                 "config_columns": config_columns, "constants": constants,
-                "start_timestamp": t0, "finished": True, "written_by": "syne_tune",
+                "start_timestamp": t0, "finished": True,
                 "pickle_read": tuner is not None,
                 "read_without_unpickling": sorted(k for k in facts if tuner is None)}
     return settings, trials, rows

@@ -16,7 +16,8 @@ from syne_tune.optimizer.scheduler import SchedulerDecision
 from syne_tune.optimizer.schedulers.asha import AsynchronousSuccessiveHalving
 
 from d2l_hpo.common.status import DIVERGED, PRUNED
-from d2l_hpo.search.base import EarlyStopping, Problem, SearchStrategy, reported_number
+from d2l_hpo.search.base import (EarlyStopping, Problem, SearchStrategy, final_value, guard,
+                                 reported_number)
 
 
 def rung_levels(max_epochs: int, grace_period: int, reduction_factor: float) -> list[float]:
@@ -114,11 +115,9 @@ class SeededASHA(AsynchronousSuccessiveHalving):
         return level
 
     def on_trial_result(self, trial, result):
-        value = reported_number(trial.trial_id, result, self.metric)
-        if value is None:
-            return SchedulerDecision.CONTINUE
-        if not math.isfinite(value):
-            return SchedulerDecision.STOP
+        decided = guard(trial.trial_id, result, self.metric)
+        if decided is not None:
+            return decided
         level = self._level(trial, result)
         if level >= self.max_t:
             return SchedulerDecision.CONTINUE  # its last epoch: it ends by itself
@@ -128,8 +127,8 @@ class SeededASHA(AsynchronousSuccessiveHalving):
         return decision
 
     def on_trial_complete(self, trial, result):
-        value = reported_number(trial.trial_id, result, self.metric)
-        if value is not None and math.isfinite(value) and self.time_attr in result:
+        if final_value(trial.trial_id, result, self.metric) is not None \
+                and self.time_attr in result:
             super().on_trial_complete(trial, result)
         else:
             self.trial_info.pop(trial.trial_id, None)

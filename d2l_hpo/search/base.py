@@ -67,6 +67,25 @@ def reported_number(trial_id, result: dict, key: str) -> float | None:
         f"real number: Reporter()({key}=float(value)) (a tensor: value.item())")
 
 
+def guard(trial_id, result: dict, metric: str) -> str | None:
+    """The decision about a report before any scheduler's own: go on when it lacks the
+    metric (the run says so at the end), stop when the metric is NaN or infinite (the
+    trial diverged: more epochs will not bring it back); None when the scheduler decides."""
+    value = reported_number(trial_id, result, metric)
+    if value is None:
+        return SchedulerDecision.CONTINUE
+    if not math.isfinite(value):
+        return SchedulerDecision.STOP
+    return None
+
+
+def final_value(trial_id, result: dict, metric: str) -> float | None:
+    """The metric a finished trial ended with, when it is a finite number (a searcher
+    learns from it); None otherwise."""
+    value = reported_number(trial_id, result, metric)
+    return value if value is not None and math.isfinite(value) else None
+
+
 @dataclass(frozen=True)
 class Problem:
     """What every strategy and stopping rule is told about the search."""
@@ -215,16 +234,11 @@ class GuardedScheduler(SingleFidelityScheduler):
         return None
 
     def on_trial_result(self, trial, result):
-        value = reported_number(trial.trial_id, result, self.metrics[0])
-        if value is None:
-            return SchedulerDecision.CONTINUE
-        if not math.isfinite(value):
-            return SchedulerDecision.STOP
-        return SchedulerDecision.CONTINUE
+        return guard(trial.trial_id, result, self.metrics[0]) or SchedulerDecision.CONTINUE
 
     def on_trial_complete(self, trial, result):
-        value = reported_number(trial.trial_id, result, self.metrics[0])
-        if value is not None and math.isfinite(value):
+        value = final_value(trial.trial_id, result, self.metrics[0])
+        if value is not None:
             config = remove_constant_and_cast(trial.config, self.config_space)
             self.searcher.on_trial_complete(trial.trial_id, config,
                                             self.metric_multiplier * value)
