@@ -1,6 +1,8 @@
 # Two commands, each with its own idempotent set-up into .venv:
 #   make run    the main job (random search over LeNet, figures and summary in runs/)
 #   make test   every test, notebooks included (and the quick benchmark suite once)
+#   make test-fast  the fast tier after each edit: import contracts and every module's
+#               logic without notebooks, Ray or LeNet (under 2 minutes)
 #   make bench  the benchmark suite B1-B6, tables printed and in benchmarks/results/;
 #               make bench QUICK=1 for the small version (under 3 minutes)
 #   make notebooks  re-run every lesson in full and save its outputs in place (what is
@@ -16,7 +18,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := d2l-hpo
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: run test bench notebooks notebooks-zh setup data clean
+.PHONY: run test test-fast bench notebooks notebooks-zh setup data clean
 
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
@@ -24,6 +26,12 @@ run: $(STAMP) data
 test: $(STAMP) data
 	$(VENV)/bin/lint-imports --no-cache
 	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
+
+# after each edit: the layers and every module's logic, with in-process or synthetic
+# trials (no notebook, no Ray, no LeNet): under 2 minutes
+test-fast: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest tests -m "not slow and not ray" -q --durations=10 $(PYTEST_ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)

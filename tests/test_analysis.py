@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from d2l_hpo.experiment.analysis import time_to_reach
+from d2l_hpo.search.spaces import choice
 
 
 def test_time_to_reach_ignores_what_a_diverged_trial_reported(handmade):
@@ -35,3 +36,13 @@ def test_the_gap_after_a_last_report_counts_from_the_report_not_the_stamped_end(
 
     assert sorted(launch_gaps(exp)) == [0.0, 0.5]
     assert sorted(gaps_after_last_report(exp)) == [0.5, 2.0]
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+def test_compare_and_choice_name_the_mistake():
+    from d2l_hpo.experiment.analysis import compare
+
+    with pytest.raises(ValueError, match="at least one experiment"):
+        compare([])
+    with pytest.raises(ValueError, match=r"one type, got \['float', 'int'\]"):
+        choice([1, 2.5])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from d2l_hpo.lesson.claims import ENV_VAR, ClaimFailed, claim
+from d2l_hpo.lesson.claims import ClaimFailed, ENV_VAR, claim
 
 
 ROOT = Path(__file__).resolve().parents[1]

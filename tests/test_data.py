@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from d2l_hpo.lesson import data
-from d2l_hpo.lesson.data import (
-    FILES, FashionMNISTInMemory, FashionMNISTNotFoundError, find_fashion_mnist, is_staged,
-    stage_fashion_mnist,
-)
+from d2l_hpo.lesson.data import (FashionMNISTInMemory, FashionMNISTNotFoundError, FILES,
+                                 find_fashion_mnist, is_staged, stage_fashion_mnist)
 
 pytestmark = pytest.mark.slow
 

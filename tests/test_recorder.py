@@ -11,6 +11,7 @@ from d2l_hpo.run.recorder import ExperimentRecorder
 from d2l_hpo.run.runner import MetricNotReportedError
 from d2l_hpo.run.settings import RunSettings, RunState
 from d2l_hpo.search.spaces import choice, loguniform, randint
+from helpers import first_version, quick
 
 
 def bowl(x: float, epochs: int, kind: str = "ok", report=None):
@@ -181,3 +182,30 @@ def test_a_full_disk_stops_the_run_with_the_path_and_the_trials_interrupted(
     assert exp.trials["status"].iloc[0] == "completed"
     assert set(exp.trials["status"].iloc[1:]) <= {"completed", "interrupted"}
     assert exp.settings["finished"] is False
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+def has_status(status):
+    from syne_tune import Reporter
+
+    Reporter()(validation_error=0.5)
+
+
+def reports_time(x):
+    from syne_tune import Reporter
+
+    Reporter()(epoch=1, validation_error=float(x), time=3600.0)
+
+
+def test_a_metric_named_like_a_column_of_the_results_is_refused_before_any_work(results_dir):
+    with pytest.raises(ValueError, match="metric='time' is a column"):
+        quick(first_version, results_dir, metric="time")
+    assert not results_dir.exists()
+
+
+@pytest.mark.slow
+def test_a_reported_time_does_not_move_the_clock(results_dir):
+    exp = quick(reports_time, results_dir)
+    assert exp.wallclock < 600
+    assert (exp.results["reported_time"] == 3600.0).all()
+    assert exp.results["time"].max() < 600

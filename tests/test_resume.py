@@ -4,13 +4,14 @@ import json
 
 import pandas as pd
 import pytest
+from test_recorder import SPACE, bowl
 
 import d2l_hpo
+from d2l_hpo.experiment.storage import EXPERIMENT_FILE, TRIALS_FILE
+from d2l_hpo.report import write_report
 from d2l_hpo.run.resume import plan_resume
 from d2l_hpo.run.settings import RunSettings
-from d2l_hpo.experiment.storage import EXPERIMENT_FILE, TRIALS_FILE
-
-from test_recorder import SPACE, bowl
+from helpers import first_version, fixed_version, quick
 
 
 def interrupted_run(backend, results_dir, n=4):
@@ -122,3 +123,17 @@ def test_resuming_with_a_changed_domain_is_refused_by_name(in_process, results_d
                                   name="cut", resume=True, backend=in_process,
                                   results_dir=results_dir, progress=False)
     assert "interrupted" not in set(pd.read_csv(path / TRIALS_FILE)["status"])  # untouched
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+@pytest.mark.slow
+def test_resume_runs_the_objective_given_now_and_says_it_changed(results_dir):
+    quick(first_version, results_dir, name="fix-and-go-on")
+    exp = quick(fixed_version, results_dir, name="fix-and-go-on", resume=True,
+                max_num_trials=4)
+    errors = exp.results.groupby("trial_id")["validation_error"].first().to_dict()
+    assert errors == {0: 1.0, 1: 1.0, 2: 2.0, 3: 2.0}  # the new code, not the stored one
+    write_report(exp)
+    summary = (exp.path / "summary.md").read_text()
+    assert "The objective changed since the earlier run" in summary
+    assert "trials from 2 on run the objective given now (fixed-version)" in summary

@@ -1,6 +1,9 @@
 """run_random_search end to end, through real Syne Tune subprocess workers."""
 import json
 import math
+import sys
+import threading
+import time
 import warnings
 
 import pytest
@@ -8,6 +11,7 @@ import pytest
 import d2l_hpo
 from d2l_hpo import run_random_search, sample_configs, synthetic_objective, synthetic_space
 from d2l_hpo.search.spaces import ConfigSpaceError, choice, loguniform, randint
+from helpers import first_version, quick
 
 pytestmark = pytest.mark.slow
 
@@ -281,3 +285,31 @@ def test_a_second_ctrl_c_while_the_results_are_saved_still_stops_every_trial(
     finally:
         for process in backend.trial_subprocess.values():
             process.kill()
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+def slow_version(x):
+    import time
+
+    from syne_tune import Reporter
+
+    time.sleep(1.0)
+    Reporter()(epoch=1, validation_error=1.0)
+
+
+def test_a_second_search_in_another_thread_is_a_clear_error(results_dir):
+    stdout = sys.stdout
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault(
+        "exp", quick(slow_version, results_dir, name="in-a-thread", max_num_trials=6)))
+    thread.start()
+    deadline = time.time() + 60  # until the search in the thread has begun
+    while not (results_dir / "in-a-thread" / ".owner").exists():
+        assert time.time() < deadline and thread.is_alive()
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="already running in this process"):
+        quick(first_version, results_dir, name="in-main")
+    thread.join(timeout=120)
+    assert len(done["exp"].trials) == 6
+    assert sys.stdout is stdout
+    assert not (results_dir / "in-main").exists()

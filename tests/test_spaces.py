@@ -3,10 +3,10 @@ import pytest
 from syne_tune.config_space import Float, Integer
 
 from d2l_hpo import lenet_objective, synthetic_objective
-from d2l_hpo.search.spaces import (
-    LENET_INITIAL_CONFIG, ConfigSpaceError, choice, lenet_space, loguniform, randint, uniform,
-    synthetic_space, validate_config, validate_config_space,
-)
+from d2l_hpo.search.spaces import (ConfigSpaceError, LENET_INITIAL_CONFIG, choice,
+                                   lenet_space, loguniform, randint, synthetic_space, uniform, validate_config,
+                                   validate_config_space)
+from helpers import quick
 
 
 def test_the_lesson_space_and_initial_config():
@@ -116,3 +116,41 @@ def test_a_fixed_config_of_the_wrong_type_is_rejected_not_converted(config, word
     import numpy as np
     assert validate_config({"n": 2.0, "x": np.float32(1), "c": 2}, space) == \
         {"n": 2, "x": 1.0, "c": 2}
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+def coded(code, x):
+    from syne_tune import Reporter
+
+    Reporter()(epoch=1, validation_error=float(x) + len(code))
+
+
+@pytest.mark.slow
+def test_strings_that_look_like_numbers_read_back_as_written(results_dir):
+    space = {"code": choice(["007", "08", ""]), "x": uniform(0, 1)}
+    exp = quick(coded, results_dir, space=space, max_num_trials=5, name="codes",
+                initial_config={"code": "007", "x": 0.5})
+    codes = exp.trials["config_code"].tolist()
+    assert codes[0] == "007" and all(isinstance(c, str) for c in codes), codes
+    assert set(codes) <= {"007", "08", ""}
+    assert exp.best_config["code"] in {"007", "08", ""}
+    # a resume hands the values back to Syne Tune, which checks them against the choices
+    again = quick(coded, results_dir, space=space, max_num_trials=7, name="codes",
+                  resume=True)
+    assert again.trials["config_code"].tolist()[:5] == codes and len(again.trials) == 7
+
+
+def coded_for_epochs(code, x, epochs):
+    from syne_tune import Reporter
+
+    Reporter()(epoch=epochs, validation_error=float(x) + len(code))
+
+
+def test_an_initial_config_must_give_every_searched_key_and_leave_constants(results_dir):
+    space = {"x": uniform(0, 1), "code": choice(["a", "b"]), "epochs": 3}
+    with pytest.raises(ValueError, match=r"initial_config lacks \['code'\]"):
+        quick(coded_for_epochs, results_dir, space=space, initial_config={"x": 0.5})
+    with pytest.raises(ValueError, match="'epochs'=5, but the config space fixes it to 3"):
+        quick(coded_for_epochs, results_dir, space=space,
+              initial_config={"x": 0.5, "code": "a", "epochs": 5})
+    assert not results_dir.exists()

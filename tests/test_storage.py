@@ -1,16 +1,21 @@
 """The experiment folder (fast tier): rows from reports, tables written and read back,
 reports recovered from a killed run's trial logs, and the folder's own errors."""
 import json
-import re
 import math
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
+from d2l_hpo import load_experiment, run_random_search
+from d2l_hpo.experiment.storage import (EXPERIMENT_FILE, prepare_folder, read_tables,
+                                        release_folder, report_row, write_atomically, write_tables)
 from d2l_hpo.run.settings import RunSettings, RunState, to_json
-from d2l_hpo.experiment.storage import (
-    EXPERIMENT_FILE, prepare_folder, read_tables, release_folder, report_row, write_atomically,
-    write_tables,
-)
+from helpers import SPACE, first_version, quick
 
 
 def test_a_report_becomes_a_row_with_its_time_since_the_start():
@@ -177,3 +182,110 @@ def test_the_tables_are_written_with_the_umask_not_0600(tmp_path):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
     assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+SLOW_RUN = textwrap.dedent("""
+    import sys
+    from d2l_hpo import run_random_search
+    from syne_tune.config_space import uniform
+
+    def slow(x):
+        import time
+        from syne_tune import Reporter
+        time.sleep(1.5)
+        Reporter()(epoch=1, validation_error=float(x))
+
+    run_random_search(slow, {"x": uniform(0, 1)}, n_workers=1, max_num_trials=3, seed=1,
+                      name="shared", results_dir=sys.argv[1], progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_a_second_process_cannot_write_into_a_running_experiment(results_dir):
+    first = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(results_dir)],
+                             stderr=subprocess.PIPE, text=True)
+    owner = results_dir / "shared" / ".owner"
+    deadline = time.time() + 60
+    while not owner.exists():
+        assert first.poll() is None and time.time() < deadline, first.stderr.read()
+        time.sleep(0.05)
+    with pytest.raises(FileExistsError, match=f"being written by another run \\(process "
+                                              f"{first.pid}\\)"):
+        quick(first_version, results_dir, name="shared")
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    exp = load_experiment(results_dir / "shared")
+    assert len(exp.trials) == 3 and (exp.results.groupby("trial_id").size() == 1).all()
+    assert not owner.exists()  # released at the end
+
+
+@pytest.mark.slow
+def test_a_claim_left_by_a_dead_process_is_stale(results_dir):
+    folder = results_dir / "orphan"
+    folder.mkdir(parents=True)
+    (folder / ".owner").write_text("999999999 12.000")  # no such process
+    exp = quick(first_version, results_dir, name="orphan")
+    assert len(exp.trials) == 2 and not (folder / ".owner").exists()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finished")
+    exp = run_random_search(first_version, SPACE, n_workers=1, max_num_trials=2, seed=0,
+                            results_dir=root, name="done", progress=False)
+    return exp.path
+
+
+def damaged_copy(finished, tmp_path, file, text):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    (copy / file).write_text(text)
+    return copy
+
+
+@pytest.mark.parametrize("file, text, words", [
+    ("experiment.json", '{"name": "done", "n_wor', "experiment.json is not valid JSON"),
+    ("experiment.json", "[1, 2]", "does not hold an experiment's settings"),
+    ("results.csv", "trial_id,validation_error\n0,0.5\n", "results.csv lacks the columns ['time']"),
+    ("trials.csv", 'trial_id,status,start,end,worker,x\n0,completed,0.1,"0.2\n',
+     "trials.csv cannot be read as a table"),
+    ("trials.csv", "id,state\n0,ok\n", "trials.csv lacks the columns"),
+])
+
+
+@pytest.mark.slow
+def test_a_damaged_file_is_an_error_that_names_it(finished, tmp_path, file, text, words):
+    copy = damaged_copy(finished, tmp_path, file, text)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_experiment(copy)
+    done = subprocess.run([sys.executable, "-m", "d2l_hpo", "plot", str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and file in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file", ["trials.csv", "results.csv"])
+def test_a_table_cut_at_a_row_boundary_is_found(finished, tmp_path, file):
+    lines = (finished / file).read_text().splitlines(keepends=True)
+    assert len(lines) == 3  # a header and the two trials' rows
+    copy = damaged_copy(finished, tmp_path, file, "".join(lines[:2]))
+    with pytest.raises(ValueError, match=re.escape(f"{file} has 1 rows, but the run wrote 2")):
+        load_experiment(copy)
+    assert len(load_experiment(finished).trials) == 2  # the original reads as before
+
+
+@pytest.mark.slow
+def test_the_cli_says_what_it_cannot_do_instead_of_a_traceback(finished, tmp_path):
+    copy = tmp_path / "unwritable"
+    shutil.copytree(finished, copy)
+    (copy / "summary.md").mkdir()  # cannot be written, even by root
+    done = subprocess.run([sys.executable, "-m", "d2l_hpo", "plot", str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot write the figures" in done.stderr
+    assert "Traceback" not in done.stderr
+    resumed = subprocess.run([sys.executable, "-m", "d2l_hpo", "run", "--resume", "done",
+                              "--results-dir", str(finished.parent)],
+                             capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in resumed.stderr and resumed.returncode == 2
+    assert "did not come from `python -m d2l_hpo run`" in resumed.stderr

@@ -1,6 +1,10 @@
 """Warm trial processes (the default): forked from a process that imported torch once,
 yet each trial starts from fresh state, as a new interpreter would."""
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import psutil
@@ -9,8 +13,7 @@ from syne_tune.config_space import uniform
 
 import d2l_hpo
 from d2l_hpo import run_random_search
-from d2l_hpo.backends import _warm_pool
-from d2l_hpo.backends import SubprocessBackend
+from d2l_hpo.backends import SubprocessBackend, _warm_pool
 from d2l_hpo.backends._common import imported_modules
 
 pytestmark = pytest.mark.slow
@@ -290,3 +293,40 @@ def test_the_warm_server_ends_when_the_interpreter_exits(tmp_path):
     while running(pids[0]) and time.time() < deadline:
         time.sleep(0.05)
     assert not running(pids[0])
+
+
+# --- moved from test_adversarial.py (misuse of this module) ---
+INTERRUPTED_WARM_UP = textwrap.dedent("""
+    import sys, time, psutil
+    from d2l_hpo import run_random_search
+    from syne_tune.config_space import uniform
+
+    def heavy(x):
+        import torch  # the fork server imports it during the warm-up
+        from syne_tune import Reporter
+        Reporter()(validation_error=float(x))
+
+    try:
+        run_random_search(heavy, {"x": uniform(0, 1)}, n_workers=1, max_num_trials=1,
+                          results_dir=sys.argv[1], progress=False)
+    except KeyboardInterrupt:
+        deadline = time.time() + 5
+        while psutil.Process().children() and time.time() < deadline:
+            time.sleep(0.1)
+        print("children left", len(psutil.Process().children()), flush=True)
+""")
+
+
+def test_ctrl_c_during_the_warm_up_leaves_no_fork_server(tmp_path):
+    import psutil
+
+    script = subprocess.Popen([sys.executable, "-c", INTERRUPTED_WARM_UP, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any("_forkserver" in " ".join(p.cmdline())
+                  for p in psutil.Process(script.pid).children()):
+        assert script.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    script.send_signal(signal.SIGINT)  # while the server still imports torch
+    out, err = script.communicate(timeout=60)
+    assert "children left 0" in out, err[-2000:]
