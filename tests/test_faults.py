@@ -177,7 +177,7 @@ def test_an_objective_that_never_reports_the_metric_says_so(results_dir):
 SCRIPT = textwrap.dedent("""
     import sys
     import d2l_hpo
-    space = d2l_hpo.synthetic_space(max_epochs=30, epoch_seconds=0.3)
+    space = d2l_hpo.synthetic_space(max_epochs=12, epoch_seconds=0.3)
     d2l_hpo.run_random_search(d2l_hpo.synthetic_objective, space, n_workers=2,
                               max_num_trials=6, seed=4, name="interrupted",
                               results_dir=sys.argv[1], progress=False)
@@ -219,7 +219,7 @@ def test_ctrl_c_or_sigterm_stops_every_trial_keeps_results_and_says_how_to_resum
     assert len(exp.results) >= 2
     # resume in this process: same seed sequence, 6 trials in all, none twice
     exp = run_random_search(d2l_hpo.synthetic_objective,
-                            d2l_hpo.synthetic_space(max_epochs=30, epoch_seconds=0.3),
+                            d2l_hpo.synthetic_space(max_epochs=12, epoch_seconds=0.3),
                             n_workers=2, max_num_trials=6, name="interrupted",
                             results_dir=tmp_path, resume=True, progress=False)
     assert (exp.trials["status"] == "completed").sum() == 6 and len(exp.trials) == 6
@@ -288,7 +288,7 @@ def test_kill_9_of_the_tuner_keeps_reports_and_leaves_no_trial_running(tmp_path)
     assert len(exp.results) == logged  # every report a trial printed, even the last second's
     assert set(exp.trials["status"]) <= {"completed", "interrupted"}
     resumed = run_random_search(d2l_hpo.synthetic_objective,
-                                d2l_hpo.synthetic_space(max_epochs=30, epoch_seconds=0.3),
+                                d2l_hpo.synthetic_space(max_epochs=12, epoch_seconds=0.3),
                                 n_workers=2, max_num_trials=6, name="interrupted",
                                 results_dir=tmp_path, resume=True, progress=False)
     assert (resumed.trials["status"] == "completed").sum() == 6
