@@ -23,9 +23,16 @@ NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
 
+# tests/ first, spread over TEST_WORKERS pytest-xdist processes (most tests wait for
+# trial processes; the Ray tests stay on one worker), then the lessons one at a time with
+# nothing else running: their claims compare timings (run beside the tests, even at
+# nice 19, lesson 01's hand-built search finished no trial in its budget). Each part
+# lists its slowest 20 tests.
+TEST_WORKERS ?= 3
 test: $(STAMP) data
 	$(VENV)/bin/lint-imports --no-cache
-	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
+	D2L_HPO_BUDGET=quick $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
+	D2L_HPO_BUDGET=quick $(PY) -m pytest $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
 
 # after each edit: the layers and every module's logic, with in-process or synthetic
 # trials (no notebook, no Ray, no LeNet): under 2 minutes

@@ -98,13 +98,13 @@ def p95(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--quick", action="store_true", help="6 trials, no Syne Tune defaults")
+    parser.add_argument("--quick", action="store_true", help="4 trials, no Syne Tune defaults")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray backend")
     parser.add_argument("--no-syne-tune", action="store_true",
                         help="leave out Syne Tune's defaults (the slowest row)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*CPU cores")
-    n_workers, n_trials = 2, (6 if args.quick else args.trials)
+    n_workers, n_trials = 2, (4 if args.quick else args.trials)
     space = {"x": uniform(0, 1), "seconds": 1.0}
     systems = ["local, new interpreter per trial (warm_start=False)",
                "local, warm (default)"]

@@ -1,9 +1,12 @@
 """B3, LeNet throughput: one epoch (60k training images, then 10k validation
-images) the book's way (d2l.FashionMNIST, d2l.HPOTrainer) and d2l_hpo's way
+images, or a share of each) the book's way (d2l.FashionMNIST, d2l.HPOTrainer) and d2l_hpo's way
 (FashionMNISTInMemory, d2l_hpo.lesson.training: what lenet_objective runs), with the
 step between them, side by side in one process, alternating, medians of the repeats.
 
-    python benchmarks/lenet_epoch.py [--threads 1 2] [--repeats 3] [--quick]
+    python benchmarks/lenet_epoch.py [--threads 1 2] [--repeats 3] [--fraction 1] [--quick]
+
+``--quick`` (what ``make test`` runs) times an epoch over a sixth of the images: enough to
+check the script, not to quote.
 """
 from __future__ import annotations
 
@@ -69,10 +72,15 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="1 thread, 1 repeat")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="the share of the images in the epoch (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 thread, 1 repeat, a sixth of the images")
     args = parser.parse_args()
     if args.quick:
-        args.threads, args.repeats = [1], 1
+        args.threads, args.repeats, args.fraction = [1], 1, 1 / 6
+    if not 0 < args.fraction <= 1:
+        parser.error(f"--fraction {args.fraction}: use a number in (0, 1]")
 
     # d2l's 4 loader workers on a 2-core machine: the point of the comparison
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -87,10 +95,17 @@ def main():
     os.chdir(tmp / "notebooks")  # d2l.FashionMNIST reads ../data, as in the book
 
     def stock():
-        return d2l.FashionMNIST(batch_size=args.batch_size)
+        data = d2l.FashionMNIST(batch_size=args.batch_size)
+        if args.fraction < 1:  # the first images of each split: as many as in_memory keeps
+            for split in ("train", "val"):
+                images = getattr(data, split)
+                keep = range(max(1, int(round(len(images) * args.fraction))))
+                setattr(data, split, torch.utils.data.Subset(images, keep))
+        return data
 
     def in_memory():
-        return FashionMNISTInMemory(batch_size=args.batch_size, path=tmp / "data")
+        return FashionMNISTInMemory(batch_size=args.batch_size, path=tmp / "data",
+                                    fraction=args.fraction)
 
     # name -> (data module, epoch loop); the first is the book's, the last d2l_hpo's
     pipelines = {
@@ -102,7 +117,8 @@ def main():
     }
     if args.quick:
         del pipelines["d2l.FashionMNIST, 0 loader workers + HPOTrainer"]
-    images = 60_000 + 10_000
+    probe = in_memory()
+    images = len(probe.train) + len(probe.val)
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -117,8 +133,8 @@ def main():
             rows.append({"threads": threads, "pipeline": name, "epoch_s": seconds,
                          "images_per_s": images / seconds,
                          "vs_book": book / seconds, "repeats": args.repeats})
-    print(f"\nOne LeNet epoch, batch size {args.batch_size}: 60k train + 10k validation "
-          f"images (medians of {args.repeats})\n")
+    print(f"\nOne LeNet epoch, batch size {args.batch_size}: {len(probe.train):,} train + "
+          f"{len(probe.val):,} validation images (medians of {args.repeats})\n")
     print(markdown_table(rows, ["threads", "pipeline", "epoch_s", "images_per_s",
                                 "vs_book"]))
     print(f"\nCSV: {write_csv('lenet_epoch', rows)}")

@@ -173,7 +173,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
-                        help="8 trials of U(0.2, 1) s, 1 repeat, without Syne Tune's defaults")
+                        help="6 trials of U(0.1, 0.5) s, 1 repeat, without Syne Tune's defaults")
     args = parser.parse_args()
     global SPACE
     warnings.filterwarnings("ignore")
@@ -181,9 +181,9 @@ def main():
     durations = [c["seconds"] for c in sample_configs(SPACE, N_TRIALS, SEED)]
     systems, repeats = SYSTEMS, args.repeats
     if args.quick:
-        durations, repeats = [0.2 + (d - 1.0) / 8.75 for d in durations[:8]], 1
+        durations, repeats = [0.1 + (d - 1.0) / 17.5 for d in durations[:6]], 1
         systems = SYSTEMS[1:]
-        SPACE = {"seconds": uniform(0.2, 1.0)}
+        SPACE = {"seconds": uniform(0.1, 0.5)}
     import ray
 
     from d2l_hpo.backends._ray_cluster import start_local

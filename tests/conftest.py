@@ -47,10 +47,27 @@ def _no_user_data_env(monkeypatch):
     yield
 
 
+def _longest_first(item) -> int:
+    if item.get_closest_marker("ray"):
+        return 0
+    return 1 if item.path.name == "test_benchmarks.py" else 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
-    for item in items:  # notebooks run real trials too
+    for item in items:
         if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
-            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.slow)  # notebooks run real trials too
+        if item.get_closest_marker("ray"):
+            # make test spreads the tests over pytest-xdist workers (--dist loadgroup):
+            # the Ray tests go to one of them, one after another, so that a module's
+            # cluster starts once (its last test shuts it down) and two clusters do not
+            # start at once (measured: the suite took longer with a group per module)
+            item.add_marker(pytest.mark.xdist_group("ray"))
+    # the longest chains first (the Ray tests, then each benchmark), so that
+    # no worker starts one of them when the others are nearly done; a stable sort keeps
+    # each module's order (the last Ray test checks the cluster's shutdown)
+    items.sort(key=_longest_first)
 
 
 # --- hand-made experiments -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The quick benchmark suite runs end to end (what `make bench QUICK=1` runs), so no
-script rots. Timings are the scripts' output, never asserted here: only that every
-table and CSV is there, complete, with the machine's description, and that the
-measured quantities are the kind of number they claim to be."""
+script rots; one test per benchmark, so that pytest-xdist spreads them over its
+workers. Timings are the scripts' output, never asserted here: only that every table
+and CSV is there, complete, with the machine's description, and that the measured
+quantities are the kind of number they claim to be."""
 import csv
 import os
 import subprocess
@@ -15,15 +16,19 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def quick_suite(tmp_path_factory):
+def quick_suite(tmp_path, *keys):
+    """``make bench QUICK=1`` for the benchmarks ``keys``: their CSVs and the output."""
     pytest.importorskip("optuna", reason="the peers come from the bench extra")
-    results = tmp_path_factory.mktemp("bench")
-    done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick"], cwd=ROOT,
-                          env={**os.environ, "D2L_HPO_BENCH_RESULTS": str(results)},
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--only", *keys],
+                          cwd=ROOT, env={**os.environ, "D2L_HPO_BENCH_RESULTS": str(tmp_path)},
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return results, done.stdout
+    assert "FAILED" not in done.stdout
+    summary = (tmp_path / "summary-quick.md").read_text()
+    for key in keys:  # each prints its table and the summary collects it
+        assert f"== {key}" in done.stdout and f"## {key}" in summary
+    assert summary.count("|---") >= len(keys)
+    return tmp_path
 
 
 def rows(results, name):
@@ -33,17 +38,8 @@ def rows(results, name):
     return table
 
 
-def test_every_benchmark_prints_its_table_and_the_summary_collects_them(quick_suite):
-    results, out = quick_suite
-    summary = (results / "summary-quick.md").read_text()
-    for key in ("B1", "B2", "B3", "B4", "B5", "B6"):
-        assert f"== {key}" in out and f"## {key}" in summary
-    assert summary.count("|---") >= 6
-    assert "FAILED" not in out
-
-
-def test_b1_measures_every_system_against_the_ideal_makespan(quick_suite):
-    table = rows(quick_suite[0], "scheduling_efficiency")
+def test_b1_measures_every_system_against_the_ideal_makespan(tmp_path):
+    table = rows(quick_suite(tmp_path, "B1"), "scheduling_efficiency")
     systems = {(r["system"], r["scheduling"]) for r in table}
     for call in ("first call", "next call"):  # the fork server started, or kept warm
         assert (f"run_random_search (default), {call}", "async") in systems
@@ -56,15 +52,20 @@ def test_b1_measures_every_system_against_the_ideal_makespan(quick_suite):
         assert float(r["wallclock_s"]) >= float(r["ideal_makespan_s"]) * 0.98
 
 
-def test_b2_b3_b4_tables_are_complete(quick_suite):
-    results = quick_suite[0]
-    b2 = rows(results, "launch_overhead")
+def test_b2_measures_the_launch_gap_of_each_backend(tmp_path):
+    b2 = rows(quick_suite(tmp_path, "B2"), "launch_overhead")
     assert {"local, warm (default)", "RayBackend"} <= {r["backend"] for r in b2}
-    assert all(float(r["first_line_median_s"]) >= 0 for r in b2)
-    b3 = rows(results, "lenet_epoch")
+    assert all(float(r["first_line_median_s"]) >= 0 and int(r["gaps"]) > 0 for r in b2)
+
+
+def test_b3_times_the_books_epoch_and_ours(tmp_path):
+    b3 = rows(quick_suite(tmp_path, "B3"), "lenet_epoch")
     assert len(b3) >= 3 and all(float(r["images_per_s"]) > 0 for r in b3)
     assert float(b3[0]["vs_book"]) == 1.0  # the book's pipeline is the reference
-    b4 = rows(results, "speedup")
+
+
+def test_b4_speed_up_by_recorded_time_and_by_call(tmp_path):
+    b4 = rows(quick_suite(tmp_path, "B4"), "speedup")
     synthetic = [r for r in b4 if r["workload"] == "synthetic_objective"]
     assert [int(r["K"]) for r in synthetic] == [1, 2, 4, 8]
     assert float(synthetic[0]["speedup"]) == 1.0
@@ -76,23 +77,23 @@ def test_b2_b3_b4_tables_are_complete(quick_suite):
         assert r["check"] in {"✓", "✗"}
 
 
-def test_b6_compares_reading_new_bytes_with_rereading_the_log(quick_suite):
-    b6 = rows(quick_suite[0], "trial_output")
-    cases = [(r["trial output"], r["tuner reads"]) for r in b6]
-    assert cases == [("quiet", "new bytes only"), ("noisy", "new bytes only"),
-                     ("noisy", "whole file each poll")]
-    assert float(b6[0]["MB printed"]) < 0.01 and float(b6[1]["MB printed"]) >= 19
-    assert all(float(r["tuner CPU (s)"]) > 0 for r in b6)
-
-
-def test_b5_compares_asha_with_random_search_on_both_workloads(quick_suite):
-    b5 = rows(quick_suite[0], "early_stopping")
+def test_b5_b6_and_a_summary_of_several(tmp_path):
+    """B5 compares ASHA with random search on both workloads, B6 reading a trial's new
+    bytes with rereading its log; one summary holds both tables."""
+    results = quick_suite(tmp_path, "B5", "B6")
+    b5 = rows(results, "early_stopping")
     assert [r["workload"].split(",")[0] for r in b5] == ["synthetic_objective", "LeNet"]
     for r in b5:
         assert float(r["RS epochs"]) > 0 and float(r["ASHA epochs"]) > 0
         assert float(r["ASHA epochs"]) <= float(r["RS epochs"])  # it only ever stops early
         assert float(r["RS time to target (s)"]) > 0
         assert r["ASHA reached"] in {"0/1", "1/1"}
+    b6 = rows(results, "trial_output")
+    cases = [(r["trial output"], r["tuner reads"]) for r in b6]
+    assert cases == [("quiet", "new bytes only"), ("noisy", "new bytes only"),
+                     ("noisy", "whole file each poll")]
+    assert float(b6[0]["MB printed"]) < 0.01 and float(b6[1]["MB printed"]) >= 19
+    assert all(float(r["tuner CPU (s)"]) > 0 for r in b6)
 
 
 def test_b7_gpu_script_runs_its_code_on_a_cpu(tmp_path):
