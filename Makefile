@@ -28,13 +28,11 @@ run: $(STAMP) data
 # nothing else running: their claims compare timings (run beside the tests, even at
 # nice 19, lesson 01's hand-built search finished no trial in its budget). Each part
 # lists its slowest 20 tests.
-# ALONE: tests that run with the lessons, not beside other tests (see tests/README.md).
 TEST_WORKERS ?= 3
-ALONE := tests/test_warm_start.py::test_ctrl_c_during_the_warm_up_leaves_no_fork_server
 test: $(STAMP) data
 	$(VENV)/bin/lint-imports --no-cache
-	D2L_HPO_BUDGET=quick $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --deselect $(ALONE) --durations=20 $(PYTEST_ARGS)
-	D2L_HPO_BUDGET=quick $(PY) -m pytest $(ALONE) $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
+	D2L_HPO_BUDGET=quick $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
+	D2L_HPO_BUDGET=quick $(PY) -m pytest $(NOTEBOOKS) --nbval-lax --nbval-current-env --durations=20 $(PYTEST_ARGS)
 
 # after each edit: the layers and every module's logic, with in-process or synthetic
 # trials (no notebook, no Ray, no LeNet): under 2 minutes

@@ -306,7 +306,11 @@ def test_the_warm_server_ends_when_the_interpreter_exits(tmp_path):
 
 # --- moved from test_adversarial.py (misuse of this module) ---
 INTERRUPTED_WARM_UP = textwrap.dedent("""
-    import sys, time, psutil
+    import signal, sys, time, psutil
+    # Ctrl-C as in a terminal: a test suite started as a background job without job
+    # control (nohup make test &, some CI runners) hands its processes SIGINT ignored,
+    # and Python then keeps it ignored: this script would never see the Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from d2l_hpo import run_random_search
     from syne_tune.config_space import uniform
 
@@ -314,9 +318,7 @@ INTERRUPTED_WARM_UP = textwrap.dedent("""
         import time
         import torch  # the fork server imports it during the warm-up
         from syne_tune import Reporter
-        # the search must not end before the signal: a loaded machine once let the
-        # test see the fork server only after this trial had finished (no Ctrl-C then)
-        time.sleep(60)
+        time.sleep(60)  # the search cannot end before the signal
         Reporter()(validation_error=float(x))
 
     try:
