@@ -85,10 +85,15 @@ _WHERE = {
     "TooManyFailuresError": "d2l_hpo.run.runner",
 }
 
-__all__ = [*_WHERE, "shutdown"]
+# subpackages reached as attributes: d2l_hpo.benchmarks.tabular("fcnet-protein")
+_MODULES = {"benchmarks": "d2l_hpo.benchmarks"}
+
+__all__ = [*_WHERE, *_MODULES, "shutdown"]
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'd2l_hpo' has no attribute {name!r}")

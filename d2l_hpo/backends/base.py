@@ -11,8 +11,9 @@ backend works too (``as_runner_backend`` wraps one):
   ``warm_state`` says whether that was done now or kept from an earlier search;
 - ``capacity``: how many trials it can run at once, if it knows;
 - ``wait_for_change``: the tuner's sleep between polls, cut short when a trial ends;
+- ``clock``: the experiment's clock (``time.time()``; a simulated backend's own);
 - ``launch_time`` / ``end_time``: when the backend began starting a trial, and when the
-  trial's process ended (``time.time()``), if it knows;
+  trial's process ended (on ``clock``), if it knows;
 - ``trial_placement``: where a trial runs (node, process), once it runs there;
 - ``end_leftovers``: stop trial processes a killed earlier run left on this machine.
 """
@@ -58,6 +59,8 @@ class RunnerBackend:
 
     #: the node of a trial is known only once it runs (trials spread over machines)
     places_trials: bool = False
+    #: its trials are replayed in simulated time (``clock``), not run
+    simulates_time: bool = False
     #: the id of the first trial (a resumed experiment numbers on after its last trial)
     first_trial_id: int = 0
 
@@ -88,6 +91,11 @@ class RunnerBackend:
     def wait_for_change(self, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds (less when a trial ends, if the backend can tell)."""
         time.sleep(timeout)
+
+    def clock(self) -> float:
+        """Now, in seconds, on the clock the experiment's times are measured by:
+        ``time.time()``, or the simulated time of a backend that replays trials."""
+        return time.time()
 
     def launch_time(self, trial_id: int) -> float | None:
         """When the backend began starting the trial; None when unknown."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from syne_tune.backend.trial_backend import TrialBackend
@@ -90,7 +91,9 @@ class ExperimentRecorder(TunerCallback):
         self.attempt: dict[int, int] = {}  # trial id -> the attempt whose reports count
         self.bar = None  # a d2l_hpo.run.progress display while the tuner runs
         self.best = self._best()
-        self.t0 = time.time() - self.elapsed_before
+        self.statuses = Counter(row["status"] for row in self.trials.values())
+        self.lanes: dict[int, int] = {}  # running trial id -> its worker lane
+        self.t0 = backend.clock() - self.elapsed_before
         self._last_save = 0.0
         self._dirty = True
         self.save_error: OSError | None = None  # the first write of the tables that failed
@@ -100,12 +103,12 @@ class ExperimentRecorder(TunerCallback):
         return {**self.__dict__, "bar": None}
 
     def now(self) -> float:
-        """Seconds on the experiment's clock."""
-        return time.time() - self.t0
+        """Seconds on the experiment's clock (the backend's: simulated time for a replay)."""
+        return self.backend.clock() - self.t0
 
     def running_trials(self) -> list[tuple[int, float]]:
         """(trial id, start) of every trial that is running now."""
-        return [(i, row["start"]) for i, row in self.trials.items() if row["status"] == RUNNING]
+        return [(i, self.trials[i]["start"]) for i in self.lanes]
 
     def mark_timed_out(self, trial_id: int) -> None:
         """The trial is being stopped for running past ``max_trial_time``."""
@@ -119,7 +122,7 @@ class ExperimentRecorder(TunerCallback):
 
     # --- Syne Tune callback hooks -------------------------------------------------
     def on_tuning_start(self, tuner):
-        self.t0 = time.time() - self.elapsed_before
+        self.t0 = self.backend.clock() - self.elapsed_before
         setup = time.time() - self.called if self.called is not None else None
         if setup is not None:
             self.state.setup_time = self.setup_before + setup
@@ -134,8 +137,10 @@ class ExperimentRecorder(TunerCallback):
         self.save(force=True)
 
     def on_start_trial(self, trial):
-        busy = {row["worker"] for row in self.trials.values() if row["status"] == RUNNING}
-        lane = min(set(range(self.settings.n_workers)) - busy, default=0)
+        busy = set(self.lanes.values())
+        lane = next((w for w in range(self.settings.n_workers) if w not in busy), 0)
+        self.lanes[trial.trial_id] = lane
+        self.statuses[RUNNING] += 1
         # when the backend began launching it: a warm trial can run (and end, having
         # stamped its own end time) in the millisecond before this callback
         launched = self.backend.launch_time(trial.trial_id)
@@ -160,7 +165,7 @@ class ExperimentRecorder(TunerCallback):
             if attempt > self.attempt.get(trial_id, 1):
                 self._drop_reports(trial_id)
             self.attempt[trial_id] = attempt
-            self.rows.append(report_row(trial_id, result, self.t0, default_time=time.time()))
+            self.rows.append(report_row(trial_id, result, self.t0, default_time=self.backend.clock()))
             self._count_level(self.rows[-1])
             value = result.get(self.settings.metric)
             if improves(value, self.best, self.settings.mode):
@@ -206,10 +211,9 @@ class ExperimentRecorder(TunerCallback):
         # Ctrl-C, SIGTERM or an error (a full disk, say) ends the run: its running
         # trials were interrupted and run again on resume; else the budget ran out
         interrupted = sys.exc_info()[1] is not None
-        for row in self.trials.values():
-            if row["status"] == RUNNING:
-                row["status"] = INTERRUPTED if interrupted else STOPPED
-                row["end"] = self.now()
+        for trial_id in list(self.lanes):
+            self._set_status(trial_id, INTERRUPTED if interrupted else STOPPED)
+            self.trials[trial_id]["end"] = self.now()
         self.state.wallclock = self.now()
         self.state.finished = not interrupted
         try:
@@ -282,7 +286,7 @@ class ExperimentRecorder(TunerCallback):
             status = DIVERGED
         elif trial_id in self.pruned:
             status = PRUNED
-        row["status"] = status
+        self._set_status(trial_id, status)
         end = self.backend.end_time(trial_id)
         row["end"] = max(end - self.t0, row["start"]) if end is not None else self.now()
         if status == FAILED:
@@ -296,6 +300,14 @@ class ExperimentRecorder(TunerCallback):
             self._say(f"trial {trial_id} diverged ({self.settings.metric} is NaN or "
                       "infinite) and was stopped")
         self._dirty = True
+
+    def _set_status(self, trial_id: int, status: str) -> None:
+        row = self.trials[trial_id]
+        self.statuses[row["status"]] -= 1
+        self.statuses[status] += 1
+        row["status"] = status
+        if status != RUNNING:
+            self.lanes.pop(trial_id, None)
 
     def _stderr_tail(self, trial_id, lines: int = 5) -> str:
         try:
@@ -313,12 +325,12 @@ class ExperimentRecorder(TunerCallback):
         self.state.messages.append(message)
 
     def _update_bar(self):
-        statuses = [row["status"] for row in self.trials.values()]
+        statuses = self.statuses
         self.bar.update(ProgressState(
-            completed=statuses.count(COMPLETED), pruned=statuses.count(PRUNED),
-            failed=sum(statuses.count(s) for s in UNSUCCESSFUL),
-            stopped=sum(statuses.count(s) for s in CUT_SHORT),
-            running=statuses.count(RUNNING), best=self.best,
+            completed=statuses[COMPLETED], pruned=statuses[PRUNED],
+            failed=sum(statuses[s] for s in UNSUCCESSFUL),
+            stopped=sum(statuses[s] for s in CUT_SHORT),
+            running=statuses[RUNNING], best=self.best,
             epochs=int(sum(self.levels.values())) if self.settings.early_stopping else None))
 
     def save(self, force: bool = False):
@@ -326,7 +338,7 @@ class ExperimentRecorder(TunerCallback):
         if not force and (not self._dirty or now - self._last_save < 1.0):
             return
         if not self.state.finished:
-            self.state.wallclock = now - self.t0
+            self.state.wallclock = self.now()
         if self.strategy is not None:
             self.state.search = self.strategy.state()
             self.state.random_draws = len(self.strategy.drawn)

@@ -32,11 +32,13 @@ from typing import Any, Callable
 
 import numpy as np
 from syne_tune import StoppingCriterion
+from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.results_callback import StoreResultsCallback
 
 from d2l_hpo.backends.base import RunnerBackend, as_runner_backend
 from d2l_hpo.backends.local import SubprocessBackend
+from d2l_hpo.benchmarks import TabularBenchmark, is_tabular
 from d2l_hpo.common.status import FAILED
 from d2l_hpo.common.system import usable_cores
 from d2l_hpo.experiment.results import Experiment, load_experiment
@@ -73,7 +75,10 @@ def run_search(objective: Callable, config_space: dict[str, Any], *, n_workers: 
     """Search ``config_space`` for ``objective`` with ``searcher`` on ``n_workers`` workers.
 
     :param objective: function whose arguments are the space's keys; it reports
-        ``metric`` through Syne Tune's ``Reporter``; imports go inside it
+        ``metric`` through Syne Tune's ``Reporter``; imports go inside it. Or a
+        tabulated benchmark (``d2l_hpo.benchmarks.tabular(name)``): its measured
+        training runs are replayed in simulated time (``wallclock``, ``start``, ``end``
+        and ``max_wallclock_time`` are then simulated seconds)
     :param config_space: dict of Syne Tune domains (``loguniform``, ``randint``, ...) and constants
     :param n_workers: trials that run at the same time
     :param searcher: what to try next, a name in ``d2l_hpo.SEARCHERS``: ``"random"``
@@ -110,14 +115,20 @@ def run_search(objective: Callable, config_space: dict[str, Any], *, n_workers: 
     :raises MetricNotReportedError: trials finished but none reported ``metric``
     """
     called = time.time()  # the set-up before the clock counts from here
-    if not callable(objective) and backend is None:
+    if is_tabular(objective):
+        _check_replay(objective, config_space, backend, early_stopping, max_trial_time,
+                      resume)
+    elif not callable(objective) and backend is None:
         raise TypeError(f"objective must be a function, got {objective!r}")
     rule_options = {}
     if isinstance(early_stopping, EarlyStopping):  # its options are settings of the run
         rule_options = dataclasses.asdict(early_stopping)
         early_stopping = early_stopping.name
     objective_name = getattr(objective, "__name__", "objective")
-    check_objective(objective, config_space, backend, metric)
+    if is_tabular(objective):
+        _check_replay_space(objective, config_space, metric)
+    else:
+        check_objective(objective, config_space, backend, metric)
     if initial_config is not None:
         initial_config = validate_config(initial_config, config_space)
     settings = RunSettings(
@@ -127,7 +138,8 @@ def run_search(objective: Callable, config_space: dict[str, Any], *, n_workers: 
         max_num_trials=max_num_trials, max_wallclock_time=max_wallclock_time,
         max_trial_time=max_trial_time, max_failures=max_failures,
         objective=objective_name.replace("_", "-"),
-        backend=type(backend).__name__ if backend is not None else "SubprocessBackend",
+        backend=(type(backend).__name__ if backend is not None else
+                 "SimulatedBackend" if is_tabular(objective) else "SubprocessBackend"),
         searcher=searcher, early_stopping=early_stopping, resource_attr=resource_attr,
         initial_config=initial_config, objective_code=objective_code(objective),
         **rule_options, **RunSettings.space_fields(config_space))
@@ -136,7 +148,7 @@ def run_search(objective: Callable, config_space: dict[str, Any], *, n_workers: 
         check_reports(objective, settings.resource_attr)
     if resume and name is None:
         raise ValueError("resume=True needs the name of the experiment to continue")
-    if settings.n_workers > usable_cores() and backend is None:
+    if settings.n_workers > usable_cores() and backend is None and not is_tabular(objective):
         warnings.warn(
             f"{settings.n_workers} workers on {usable_cores()} CPU cores: trials will share "
             "cores, so each runs slower than alone (fine for trials that mostly wait, like "
@@ -208,7 +220,11 @@ def _prepare_and_run(objective, config_space, settings, rungs, backend, path, pr
     settings = dataclasses.replace(settings, seed=seed, rungs=rungs)
 
     first_trial_id = plan.next_trial_id if plan is not None else 0
-    if backend is None:
+    if is_tabular(objective):
+        from d2l_hpo.backends.simulated import SimulatedBackend
+
+        backend = SimulatedBackend(objective, seed)
+    elif backend is None:
         backend = SubprocessBackend(objective, config_space, first_trial_id=first_trial_id,
                                     threads_per_trial=max(1, usable_cores() // settings.n_workers))
     runner_backend = as_runner_backend(backend)
@@ -229,6 +245,54 @@ def _prepare_and_run(objective, config_space, settings, rungs, backend, path, pr
     state.warm_server = runner_backend.warm_state()
     return _run(settings, state, plan, backend, runner_backend, config_space,
                 points_to_evaluate(plan, settings.initial_config), path, progress, called)
+
+
+def _check_replay(benchmark: TabularBenchmark, config_space, backend, early_stopping,
+                  max_trial_time, resume) -> None:
+    """What a replay of a table cannot do, said before anything starts."""
+    name = benchmark.name
+    if backend is not None:
+        raise TypeError(f"the tabulated benchmark {name!r} is replayed in simulated time by "
+                        "its own backend: leave backend= out")
+    if early_stopping is not None:
+        raise ValueError(f"the table {name!r} holds only each training run's final result, "
+                         "so there is nothing to stop early: leave early_stopping= out")
+    if max_trial_time is not None:
+        raise ValueError(f"max_trial_time does not apply to {name!r}: its trials replay "
+                         "measured runs, none of which hangs")
+    if resume:
+        raise ValueError(f"a replay of {name!r} is not resumed: it takes seconds, run it again")
+
+
+def _check_replay_space(benchmark: TabularBenchmark, config_space, metric: str) -> None:
+    """Only configurations the table holds can be replayed: the table's own space, or a
+    ``choice`` over some of its values for some of its keys."""
+    from syne_tune.config_space import Categorical
+
+    from d2l_hpo.search.spaces import ConfigSpaceError
+
+    table = benchmark.config_space
+    if not isinstance(config_space, dict):
+        raise ConfigSpaceError(f"config_space must be a dict; for {benchmark.name!r} pass "
+                               "its own: bench.config_space")
+    if set(config_space) != set(table):
+        missing, extra = sorted(set(table) - set(config_space)), sorted(set(config_space) - set(table))
+        raise ConfigSpaceError(
+            f"{benchmark.name!r} replays only configurations of its table, whose keys are "
+            f"{sorted(table)}" + (f"; missing: {missing}" if missing else "")
+            + (f"; not in the table: {extra}" if extra else "")
+            + ". Pass bench.config_space, or a choice over some of its values")
+    for key, domain in config_space.items():
+        values = domain.categories if isinstance(domain, Categorical) else [domain]
+        unknown = [v for v in values if v not in table[key].categories]
+        if unknown:
+            raise ConfigSpaceError(
+                f"{key}={unknown[0]!r} is not in the table {benchmark.name!r}, whose values "
+                f"of {key} are {table[key].categories}: a replay can only look up measured "
+                "runs (use choice() over those values, or one of them)")
+    if metric != "validation_error":
+        raise ValueError(f"{benchmark.name!r} reports 'validation_error' (and 'train_time'); "
+                         f"got metric={metric!r}")
 
 
 def make_scheduler(settings: RunSettings, config_space: dict, points: list,
@@ -262,6 +326,10 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
         scheduler=scheduler, called=called)
     time_limit = ([TrialTimeLimit(recorder, backend, settings.max_trial_time)]
                   if settings.max_trial_time is not None else [])
+    # a replay: Syne Tune's simulator callback (results stamped with simulated time, a
+    # max_wallclock_time in simulated seconds), no real sleeps, nothing pickled
+    simulated = as_runner_backend(backend).simulates_time
+    store = SimulatorCallback() if simulated else StoreResultsCallback()
     tuner = EventDrivenTuner(
         trial_backend=backend,
         runner_backend=runner_backend,
@@ -269,14 +337,15 @@ def _run(settings: RunSettings, state: RunState, plan: ResumePlan | None,
         stop_criterion=StoppingCriterion(
             max_wallclock_time=plan.time_left if plan else settings.max_wallclock_time),
         n_workers=settings.n_workers,
-        sleep_time=POLL_INTERVAL,
+        sleep_time=0 if simulated else POLL_INTERVAL,
         max_failures=settings.max_failures,
         tuner_name=settings.name,
         suffix_tuner_name=False,
         asynchronous_scheduling=(settings.scheduling == "async"),
         # the recorder first: its last save comes before any other callback's, even
         # when one of those fails (a full disk)
-        callbacks=[recorder, StoreResultsCallback(), *time_limit],
+        callbacks=[recorder, store, *time_limit],
+        save_tuner=not simulated,
         trial_backend_path=str(path),
         output_logger=QuietLogger(),
     )
