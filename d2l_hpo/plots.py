@@ -22,11 +22,25 @@ STATUS_COLORS = {COMPLETED: "tab:blue", PRUNED: "tab:orange", FAILED: "tab:red",
 TRIAL_LINESTYLES = ("-", "--", ":", "-.")
 
 
-def _axes(ax):
+def _axes(ax, height: float = 3.5):
+    """``ax``, or the Axes of a new figure whose layout keeps everything drawn beside the
+    Axes (a legend on the right, long tick labels) inside the picture, so that
+    ``fig.savefig(path)`` saves what the notebook shows."""
     if ax is None:
         import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(6, 3.5))
+        _, ax = plt.subplots(figsize=(6, height), layout="constrained")
     return ax
+
+
+def _axes_points(ax) -> tuple[float, float]:
+    """The Axes' width and height in points (1/72 inch) as the figure is laid out now."""
+    box = ax.get_position()  # in figure fractions (before a constrained layout's last say)
+    w, h = ax.figure.get_size_inches()
+    return box.width * w * 72.0, box.height * h * 72.0
+
+
+# most trials a figure tells apart by colour and line style (and names in a legend)
+DISTINCT_TRIALS = 40
 
 
 def trial_color(i: int):
@@ -142,6 +156,8 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
     """
     ax = _axes(ax)
     curves = trials_over_time(exp)
+    if len(curves) > DISTINCT_TRIALS:
+        return _plot_many_trials_over_time(exp, curves, ax)
     status = dict(zip(exp.trials["trial_id"], exp.trials["status"]))
     if label_trials is None:
         label_trials = len(curves) <= 20
@@ -174,6 +190,40 @@ def plot_trials_over_time(exp: Experiment, ax=None, label_trials: bool | None = 
     ax.set_xlabel("wall-clock time (s)")
     ax.set_ylabel(exp.metric)
     ax.set_title(f"{exp.metric} of each trial ({len(curves)} trials)")
+    return ax
+
+
+def _plot_many_trials_over_time(exp: Experiment, curves: dict, ax):
+    """Too many trials to tell apart: every report as a small point (a trial's reports
+    joined by a faint line), coloured by when its trial started, and the best so far as
+    a black step line; the legend has two entries, not one per trial."""
+    from matplotlib.collections import LineCollection
+
+    start = dict(zip(exp.trials["trial_id"], exp.trials["start"]))
+    times, values, started, lines = [], [], [], []
+    for trial_id, rows in curves.items():
+        v = pd.to_numeric(rows[exp.metric], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        t = rows["time"].to_numpy(dtype=float)[ok]
+        times.extend(t)
+        values.extend(v[ok])
+        started.extend([start.get(trial_id, 0.0)] * int(ok.sum()))
+        if ok.sum() > 1:
+            lines.append(np.column_stack([t, v[ok]]))
+    if lines:
+        ax.add_collection(LineCollection(lines, colors="0.75", linewidths=0.5, zorder=1))
+    points = ax.scatter(times, values, c=started, cmap="viridis", s=6, linewidths=0,
+                        zorder=2, label=f"a report ({len(curves)} trials)")
+    ax.figure.colorbar(points, ax=ax, label="trial started at (s)", pad=0.01)
+    curve = best_so_far(exp)
+    if len(curve):
+        ax.step(np.append(curve["time"], exp.wallclock), np.append(curve["best"],
+                curve["best"].iloc[-1]), where="post", color="black", linewidth=1.5,
+                zorder=3, label="best so far")
+    ax.set_xlabel("wall-clock time (s)")
+    ax.set_ylabel(exp.metric)
+    ax.set_title(f"{exp.metric} of each trial ({len(curves)} trials)")
+    ax.legend(fontsize=7, loc="upper right")
     return ax
 
 
@@ -231,25 +281,37 @@ def plot_best_so_far(experiments: Experiment | Sequence[Experiment], ax=None,
 
 def plot_worker_timeline(exp: Experiment, ax=None):
     """One lane per worker (grouped by node when trials ran on several), one bar per
-    trial coloured by status; gaps are idle time."""
-    ax = _axes(ax)
+    trial coloured by status; gaps are idle time.
+
+    A trial's id is written on its bar where it fits (the bar wide and its lane tall
+    enough for the text), and the lanes are named one in every few where there are too
+    many to name each (64 workers), so the plot stays readable at any scale."""
     bars = worker_timeline(exp)
+    labels = dict(zip(bars["lane"], bars["label"]))
+    lanes = max([exp.n_workers, *(lane + 1 for lane in labels)])
+    ax = _axes(ax, height=min(9.0, max(3.5, 1.0 + 0.11 * lanes)))
+    end = max(exp.wallclock, 1e-9)
+    ax.set_xlim(0, end)
+    width_pt, height_pt = _axes_points(ax)
+    lane_pt = height_pt / lanes
+    many = len(bars) > 200  # white edges would grey out thin bars
     for status, rows in bars.groupby("status"):
         ax.barh(rows["lane"], rows["end"] - rows["start"], left=rows["start"], height=0.8,
                 color=STATUS_COLORS.get(status, "tab:purple"), edgecolor="white",
-                label=status)
+                linewidth=0.3 if many else 1.0, label=status)
     statuses = bars["status"].nunique()
-    for row in bars.itertuples():
-        width = row.end - row.start
-        if width > 0.04 * max(exp.wallclock, 1e-9):
-            ax.text(row.start + width / 2, row.lane, str(row.trial_id), ha="center",
-                    va="center", fontsize=7, color="white")
-    labels = dict(zip(bars["lane"], bars["label"]))
-    lanes = max([exp.n_workers, *(lane + 1 for lane in labels)])
-    ax.set_yticks(range(lanes))
-    ax.set_yticklabels([labels.get(lane, f"worker {lane}") for lane in range(lanes)])
+    if lane_pt >= 9:  # room for 7-point text in a lane
+        for row in bars.itertuples():
+            width = row.end - row.start
+            if width / end * width_pt >= 5.0 * len(str(row.trial_id)) + 4:
+                ax.text(row.start + width / 2, row.lane, str(row.trial_id), ha="center",
+                        va="center", fontsize=7, color="white")
+    step = max(1, math.ceil(9.0 / lane_pt))  # a tick label needs about 9 points
+    shown = list(range(0, lanes, step))
+    ax.set_yticks(shown)
+    ax.set_yticklabels([labels.get(lane, f"worker {lane}") for lane in shown],
+                       fontsize=None if step == 1 else 7)
     ax.set_ylim(-0.6, lanes - 0.4)
-    ax.set_xlim(0, max(exp.wallclock, 1e-9))
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock time (s)")
     util = exp.utilization
@@ -270,13 +332,15 @@ def plot_sync_vs_async(sync: Experiment, asynchronous: Experiment, axes=None,
     """
     if axes is None:
         import matplotlib.pyplot as plt
+        lanes = max(sync.n_workers, asynchronous.n_workers)
+        height = min(12.0, max(4.5, 1.5 + 0.16 * lanes))
         if best_so_far:
-            fig = plt.figure(figsize=(12, 4.5), layout="constrained")
+            fig = plt.figure(figsize=(12, height), layout="constrained")
             grid = fig.add_gridspec(2, 2, width_ratios=[1.6, 1])
             axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]),
                     fig.add_subplot(grid[:, 1])]
         else:
-            fig, axes = plt.subplots(2, 1, figsize=(8, 4.5), layout="constrained")
+            fig, axes = plt.subplots(2, 1, figsize=(8, height), layout="constrained")
     plot_worker_timeline(sync, ax=axes[0])
     plot_worker_timeline(asynchronous, ax=axes[1])
     end = max(sync.wallclock, asynchronous.wallclock)

@@ -211,3 +211,66 @@ def test_speedup_takes_experiments_like_every_other_plot(tmp_path):
     with pytest.raises(ValueError, match="at least one"):
         d2l_hpo.speedup([])
     plt.close("all")
+
+
+# --- at the scale of a replayed benchmark (64 workers, 1,000 trials) ------------------
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A replay of 1,000 trials on 64 workers, stopped by a simulated-time budget so that
+    two statuses show (completed, stopped): a second or two."""
+    bench = d2l_hpo.benchmarks.tabular("fcnet-protein")
+    return d2l_hpo.run_random_search(bench, bench.config_space, n_workers=64,
+                                     max_num_trials=1000, max_wallclock_time=4000.0, seed=0,
+                                     results_dir=tmp_path_factory.mktemp("big"),
+                                     progress=False)
+
+
+def _outside_the_picture(fig, *artists) -> list:
+    """Those of ``artists`` that stick out of the figure as drawn (and saved)."""
+    fig.canvas.draw()
+    whole = fig.bbox
+    out = []
+    for artist in artists:
+        box = artist.get_window_extent()
+        if not (box.x0 >= whole.x0 - 0.5 and box.x1 <= whole.x1 + 0.5
+                and box.y0 >= whole.y0 - 0.5 and box.y1 <= whole.y1 + 0.5):
+            out.append(artist)
+    return out
+
+
+def test_a_timeline_of_64_workers_names_a_lane_every_few_and_no_trial_it_cannot_fit(big):
+    assert len(big.trials) > 900 and set(big.trials["status"]) == {"completed", "stopped"}
+    ax = d2l_hpo.plot_worker_timeline(big)
+    fig = ax.figure
+    fig.canvas.draw()
+    assert len(ax.patches) == len(big.trials)  # every trial still has its bar
+    assert len(ax.texts) == 0  # lanes a few points tall: no id fits in one
+    ticks = [t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()]
+    assert 4 <= len(ticks) < 64
+    # tick labels do not overprint each other
+    ys = sorted(b.y0 for b in ticks)
+    assert min(b - a for a, b in zip(ys, ys[1:])) >= max(b.height for b in ticks) * 0.95
+
+
+def test_a_saved_timeline_keeps_its_legend_and_labels_inside_the_picture(big, tmp_path):
+    ax = d2l_hpo.plot_worker_timeline(big)
+    fig = ax.figure
+    legend = ax.get_legend()
+    assert legend is not None and len(legend.get_texts()) == 2
+    fig.savefig(tmp_path / "timeline.png")
+    assert not _outside_the_picture(fig, legend, ax.xaxis.label, ax.title,
+                                    *ax.get_yticklabels())
+
+
+def test_trials_over_time_with_1000_trials_shows_points_and_the_best_so_far_not_1000_entries(
+        big, tmp_path):
+    ax = d2l_hpo.plot_trials_over_time(big)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        f"a report ({len(big.results['trial_id'].unique())} trials)", "best so far"]
+    offsets = ax.collections[-1].get_offsets()  # the points: one per report
+    assert len(offsets) == big.results["validation_error"].notna().sum()
+    best = ax.get_lines()[-1].get_ydata()
+    assert best[-1] == pytest.approx(big.best_value)
+    ax.figure.savefig(tmp_path / "trials.png")
+    assert not _outside_the_picture(ax.figure, legend)
