@@ -1,4 +1,4 @@
-"""The benchmark suite, B1-B6: runs each script, prints its table, and writes every
+"""The benchmark suite, B1-B6 and B8 (B7 needs a GPU: benchmarks/gpu.py): runs each script, prints its table, and writes every
 table with the machine's description to ``benchmarks/results/summary.md``.
 
     python benchmarks/run_all.py [--quick] [--only B1 B3]
@@ -27,6 +27,7 @@ SUITE = {
     "B4": ("Speed-up with workers", "speedup.py", []),
     "B5": ("Early stopping", "early_stopping.py", []),
     "B6": ("A trial that prints a lot", "trial_output.py", []),
+    "B8": ("Replays at scale", "simulated_scale.py", ["--repeats", "3"]),
 }
 
 

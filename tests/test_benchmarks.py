@@ -96,6 +96,20 @@ def test_b5_b6_and_a_summary_of_several(tmp_path):
     assert all(float(r["tuner CPU (s)"]) > 0 for r in b6)
 
 
+def test_b8_replays_each_size_and_checks_identity_and_the_ideal_makespan(tmp_path):
+    """B8 times 100 and 1,000 replayed trials (quick) in fresh processes; the same seed
+    twice gives identical tables and the makespan is the ideal schedule's."""
+    results = quick_suite(tmp_path, "B8")
+    sizes = rows(results, "simulated_scale")
+    assert [int(r["trials"]) for r in sizes] == [100, 1000]
+    for r in sizes:
+        assert float(r["call_s"]) > 0 and float(r["peak_rss_mb"]) > 0
+    checks = rows(results, "simulated_checks")
+    assert [r["scheduling"] for r in checks] == ["async", "sync"]
+    assert all(r["identical_twice"] == "True" for r in checks)
+    assert all(float(r["difference_pct"]) < 0.1 for r in checks)
+
+
 def test_b7_gpu_script_runs_its_code_on_a_cpu(tmp_path):
     """The GPU benchmark's code (epoch three ways, K trials sharing a device) runs end
     to end on a CPU with --cpu --quick; without --cpu and without a GPU it says so."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections import Counter
 
 from syne_tune import Tuner
 from syne_tune.tuner_logger import TunerLogger
+from syne_tune.tuning_status import TuningStatus
 
 from d2l_hpo.backends.base import RunnerBackend
 
@@ -36,6 +38,8 @@ class EventDrivenTuner(Tuner):
         after saving; an interrupt that lands before (a second Ctrl-C while the results
         are saved) would skip that, so the stop is made again here, where interrupts
         wait (``interrupts_held``)."""
+        if self.tuning_status is None:
+            self.tuning_status = CountingTuningStatus(metric_names=self.scheduler.metric_names())
         try:
             super().run()
         except BaseException:
@@ -47,6 +51,33 @@ class EventDrivenTuner(Tuner):
         self.runner_backend.wait_for_change(self.sleep_time)
         for callback in self.callbacks:
             callback.on_tuning_sleep(self.sleep_time)
+
+
+class CountingTuningStatus(TuningStatus):
+    """Syne Tune's ``TuningStatus``, keeping its counts of trials by status up to date as
+    statuses change. Syne Tune's counts scan every trial, and its tuner asks for one
+    (failed trials) on every pass of its loop, so a run's cost grew with the square of
+    its trials: 10,000 replayed trials spent a fifth of their time in that scan."""
+
+    def __init__(self, metric_names: list[str]):
+        super().__init__(metric_names)
+        self._counts: Counter = Counter()
+
+    def update(self, trial_status_dict, new_results):
+        for trial_id, (_, status) in trial_status_dict.items():
+            old = self.last_trial_status_seen.get(trial_id)
+            if old is not None:
+                self._counts[old] -= 1
+            self._counts[status] += 1
+        super().update(trial_status_dict, new_results)
+
+    def mark_running_job_as_stopped(self):
+        super().mark_running_job_as_stopped()
+        self._counts = Counter(self.last_trial_status_seen.values())
+
+    def _num_trials(self, status) -> int:
+        statuses = {status} if isinstance(status, str) else set(status)
+        return sum(self._counts[s] for s in statuses)
 
 
 class QuietLogger(TunerLogger):
