@@ -97,11 +97,11 @@ def test_b5_b6_and_a_summary_of_several(tmp_path):
 
 
 def test_b8_replays_each_size_and_checks_identity_and_the_ideal_makespan(tmp_path):
-    """B8 times 100 and 1,000 replayed trials (quick) in fresh processes; the same seed
+    """B8 times 100 and 500 replayed trials (quick) in fresh processes; the same seed
     twice gives identical tables and the makespan is the ideal schedule's."""
     results = quick_suite(tmp_path, "B8")
     sizes = rows(results, "simulated_scale")
-    assert [int(r["trials"]) for r in sizes] == [100, 1000]
+    assert [int(r["trials"]) for r in sizes] == [100, 500]
     for r in sizes:
         assert float(r["call_s"]) > 0 and float(r["peak_rss_mb"]) > 0
     checks = rows(results, "simulated_checks")
