@@ -204,3 +204,12 @@ def test_the_analysis_helpers_read_a_replay(fcnet, results_dir):
     assert 0.5 < exp.utilization <= 1.0
     again = d2l_hpo.load_experiment(exp.path)
     pd.testing.assert_frame_equal(again.trials, exp.trials)
+
+
+def test_the_progress_lines_of_a_replay_say_its_seconds_are_simulated(fcnet, results_dir,
+                                                                      capsys):
+    replay(fcnet, results_dir, n_workers=4, max_num_trials=6, max_wallclock_time=1e6,
+           progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "simulated s of the budget" in lines[-1]
+    assert lines[-1].endswith("simulated s)")  # (finished after ... simulated s)

@@ -54,8 +54,9 @@ class Progress:
 
     def __init__(self, name: str, total: int | None, metric: str,
                  budget_seconds: float | None = None, stream=None, clock=None,
-                 setup: float | None = None, warm: str = ""):
+                 setup: float | None = None, warm: str = "", seconds: str = "s"):
         self.name, self.total, self.metric = name, total, metric
+        self.seconds = seconds  # the clock's unit as shown: "s", or "simulated s"
         self.setup, self.warm = setup, warm
         self.budget_seconds = budget_seconds
         self.stream = stream if stream is not None else sys.stderr
@@ -76,7 +77,7 @@ class Progress:
 
     def text(self, state: ProgressState) -> str:
         total = f"/{self.total}" if self.total else ""
-        budget = (f"; {self.elapsed():.0f}/{self.budget_seconds:.0f} s of the budget"
+        budget = (f"; {self.elapsed():.0f}/{self.budget_seconds:.0f} {self.seconds} of the budget"
                   if self.budget_seconds else "")
         return (f"{self.name}: {state.completed}{total} trials completed, "
                 f"{state.describe(self.metric)}{budget}")
@@ -111,7 +112,7 @@ class LogProgress(Progress):
 
     def close(self):
         if self.state is not None:
-            print(f"{self.text(self.state)} (finished after {self.elapsed():.0f} s)",
+            print(f"{self.text(self.state)} (finished after {self.elapsed():.0f} {self.seconds})",
                   file=self.stream, flush=True)
 
 
@@ -133,7 +134,7 @@ class TerminalProgress(Progress):
         postfix = {"running": state.running, "failed": state.failed,
                    f"best {self.metric}": "-" if math.isnan(state.best) else f"{state.best:.4g}"}
         if self.budget_seconds:
-            postfix["budget"] = f"{self.elapsed():.0f}/{self.budget_seconds:.0f}s"
+            postfix["budget"] = f"{self.elapsed():.0f}/{self.budget_seconds:.0f} {self.seconds}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 
@@ -160,7 +161,7 @@ class NotebookProgress(Progress):
     def _bundle(self, state, final):
         text = self.text(state)
         if final:
-            text += f" (finished after {self.elapsed():.0f} s)"
+            text += f" (finished after {self.elapsed():.0f} {self.seconds})"
         if self.setup_text():
             text += f"; {self.setup_text()}"
         bar = (f'<progress value="{state.ended}" max="{self.total}" style="width: 12em">'
@@ -183,7 +184,8 @@ def in_notebook() -> bool:
 
 def progress_display(name: str, total: int | None, metric: str,
                      budget_seconds: float | None = None, clock=None,
-                     setup: float | None = None, warm: str = "") -> Progress:
+                     setup: float | None = None, warm: str = "",
+                     simulated: bool = False) -> Progress:
     """The progress display that suits where this runs (see the module's docstring).
 
     :param name: the experiment's name, first on the line
@@ -193,8 +195,10 @@ def progress_display(name: str, total: int | None, metric: str,
     :param clock: seconds since the experiment began; default: since this call
     :param setup: seconds the call spent before the clock started, shown first; or None
     :param warm: whether the trial server was ``"started"`` or ``"reused"`` for it
+    :param simulated: ``clock`` counts simulated seconds (a replay): said with each time
     """
-    extra = dict(clock=clock, setup=setup, warm=warm)
+    extra = dict(clock=clock, setup=setup, warm=warm,
+                 seconds="simulated s" if simulated else "s")
     if in_notebook():
         return NotebookProgress(name, total, metric, budget_seconds, **extra)
     stream = sys.stderr

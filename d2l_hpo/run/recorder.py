@@ -134,7 +134,8 @@ class ExperimentRecorder(TunerCallback):
             self.bar = progress_display(self.settings.name, self.settings.max_num_trials,
                                         self.settings.metric,
                                         self.settings.max_wallclock_time, clock=self.now,
-                                        setup=setup, warm=self.state.warm_server)
+                                        setup=setup, warm=self.state.warm_server,
+                                        simulated=self.backend.simulates_time)
         self.save(force=True)
 
     def on_start_trial(self, trial):
