@@ -47,17 +47,36 @@ def _no_user_data_env(monkeypatch):
     yield
 
 
+# lessons whose claims compare no timings of this machine, so that they may run beside the
+# tests (make test puts them in the pytest-xdist part): lesson 04 checks where its trials
+# ran and which schedule finished first (sync waits on stragglers whatever the load) on a
+# Ray cluster, so it joins the Ray tests' group; lesson 06 replays tables in simulated
+# time. The others compare wall-clock times and run afterwards, alone.
+BESIDE_THE_TESTS = {"04_scaling_out_with_ray.ipynb": "ray",
+                    "06_async_search_at_scale.ipynb": "06_async_search_at_scale"}
+
+
+def _is_notebook(item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
 def _longest_first(item) -> int:
     if item.get_closest_marker("ray"):
         return 0
-    return 1 if item.path.name == "test_benchmarks.py" else 2
+    return 1 if item.path.name == "test_benchmarks.py" or _is_notebook(item) else 2
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
+        if _is_notebook(item):
             item.add_marker(pytest.mark.slow)  # notebooks run real trials too
+            # a notebook's cells share one kernel: with pytest-xdist they stay together
+            group = BESIDE_THE_TESTS.get(item.path.name, item.path.stem)
+            if group == "ray":
+                item.add_marker(pytest.mark.ray)
+            else:
+                item.add_marker(pytest.mark.xdist_group(group))
         if item.get_closest_marker("ray"):
             # make test spreads the tests over pytest-xdist workers (--dist loadgroup):
             # the Ray tests go to one of them, one after another, so that a module's

@@ -28,6 +28,21 @@ def test_the_lessons_are_there():
                          "05_early_stopping_asha.ipynb", "06_async_search_at_scale.ipynb"]
 
 
+def test_make_test_runs_every_lesson_once_and_only_timeless_ones_beside_the_tests():
+    """make test runs BESIDE_TESTS with the tests (pytest-xdist) and the rest alone; the
+    conftest groups the same lessons: a lesson left out of both, or listed in one place
+    only, would run in neither part or beside the tests without its group."""
+    from conftest import BESIDE_THE_TESTS
+
+    makefile = (ROOT / "Makefile").read_text()
+    beside = re.search(r"^BESIDE_TESTS := (.*)$", makefile, re.M).group(1).split()
+    assert sorted(Path(p).name for p in beside) == sorted(BESIDE_THE_TESTS)
+    assert all((ROOT / p).exists() for p in beside)
+    assert "$(filter-out $(BESIDE_TESTS),$(NOTEBOOKS))" in makefile
+    recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "pytest tests $(BESIDE_TESTS)" in recipe and "pytest $(ALONE)" in recipe
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_with_outputs_and_without_errors_or_local_paths(path):
     nb = json.loads(path.read_text())
