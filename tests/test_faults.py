@@ -232,6 +232,39 @@ def test_ctrl_c_or_sigterm_stops_every_trial_keeps_results_and_says_how_to_resum
     assert exp.trials["trial_id"].is_unique
 
 
+def test_an_interrupt_while_a_trial_starts_waits_until_it_has_started_then_stops_it(
+        results_dir, monkeypatch, capsys):
+    """SIGTERM (or Ctrl-C) that lands while a trial is being started: Syne Tune has
+    registered the trial's id and the fork server has not answered yet. It used to cut
+    the start in two: the clean-up failed with ``KeyError`` on the id without a process
+    (a traceback and exit code 1 instead of how to resume; seen in a fresh-clone run of
+    the CLI test below). Now the start finishes, then the run stops as on any interrupt:
+    that trial too is stopped, nothing keeps running, the results are there."""
+    from d2l_hpo.backends.local import SubprocessBackend
+
+    fork, starts = SubprocessBackend._fork, []
+
+    def fork_interrupted(self, argv, trial_dir, env):
+        starts.append(trial_dir.name)
+        if len(starts) == 3:  # the third trial's id is registered, its process not started
+            signal.raise_signal(signal.SIGTERM)
+        return fork(self, argv, trial_dir, env)
+
+    monkeypatch.setattr(SubprocessBackend, "_fork", fork_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_random_search(d2l_hpo.synthetic_objective,
+                          d2l_hpo.synthetic_space(max_epochs=4, epoch_seconds=0.2),
+                          n_workers=2, max_num_trials=6, seed=0, name="cut",
+                          results_dir=results_dir, progress=False)
+    assert len(starts) == 3
+    assert "--resume cut" in capsys.readouterr().err
+    assert psutil.wait_procs(descendants(), timeout=10)[1] == []
+    exp = load_experiment(results_dir / "cut")
+    trials = exp.trials.set_index("trial_id")
+    assert list(trials.index) == [0, 1, 2] and trials.loc[2, "status"] == "interrupted"
+    assert trials.loc[[0, 1], "pid"].notna().all()  # (the third was stopped before seen)
+
+
 def test_the_command_line_run_survives_a_signal_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "d2l_hpo", "run", "--workers", "2", "--trials", "5",
            "--epochs", "1", "--data-fraction", "0.05", "--name", "cli", "--no-progress",
@@ -249,7 +282,7 @@ def test_the_command_line_run_survives_a_signal_and_resumes(tmp_path):
     tree = psutil.Process(runner.pid).children(recursive=True)
     runner.send_signal(signal.SIGTERM)
     out, err = runner.communicate(timeout=60)
-    assert runner.returncode == 130 and "--resume cli" in err
+    assert runner.returncode == 130 and "--resume cli" in err, (runner.returncode, err[-3000:])
     assert psutil.wait_procs(tree, timeout=5)[1] == []
     before = load_experiment(folder)
     done_before = before.trials[before.trials["status"] == "completed"]

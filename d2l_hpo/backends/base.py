@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 from syne_tune.backend.trial_backend import TrialBackend
 
+from d2l_hpo.common.signals import interrupts_held
+
 LOCAL_NODE = platform.node() or "local"  # the node of trials that run on this machine
 # in a report: which attempt of its trial made it (a trial runs again when its node dies);
 # the recorder keeps the reports of the latest attempt only
@@ -63,6 +65,21 @@ class RunnerBackend:
     simulates_time: bool = False
     #: the id of the first trial (a resumed experiment numbers on after its last trial)
     first_trial_id: int = 0
+
+    def start_trial(self, config: dict[str, Any], checkpoint_trial_id: int | None = None):
+        """Syne Tune's ``start_trial``, whole or not at all: it registers the trial id,
+        then starts its process, then records the trial. A Ctrl-C or SIGTERM between
+        those steps left an id without a process (the clean-up then failed with a
+        ``KeyError`` and no word on how to resume) and could leave a forked trial
+        running unseen, so the interrupt waits until the trial has started; the
+        clean-up then stops it with the others."""
+        with interrupts_held():
+            return super().start_trial(config, checkpoint_trial_id=checkpoint_trial_id)
+
+    def resume_trial(self, trial_id: int, new_config: dict | None = None):
+        """Syne Tune's ``resume_trial``, whole or not at all (as ``start_trial``)."""
+        with interrupts_held():
+            return super().resume_trial(trial_id, new_config=new_config)
 
     def new_trial_id(self) -> int:
         """Syne Tune's ``TrialBackend`` numbers trials from 0; ours from ``first_trial_id``

@@ -39,6 +39,7 @@ from syne_tune.results_callback import StoreResultsCallback
 from d2l_hpo.backends.base import RunnerBackend, as_runner_backend
 from d2l_hpo.backends.local import SubprocessBackend
 from d2l_hpo.benchmarks import TabularBenchmark, is_tabular
+from d2l_hpo.common.signals import sigterm_as_interrupt
 from d2l_hpo.common.status import FAILED
 from d2l_hpo.common.system import usable_cores
 from d2l_hpo.experiment.results import Experiment, load_experiment
@@ -50,7 +51,7 @@ from d2l_hpo.run.resume import ResumePlan, plan_resume, points_to_evaluate
 from d2l_hpo.run.settings import (POLL_INTERVAL, RunSettings, RunState, default_name,
                                   objective_code)
 from d2l_hpo.run.time_limit import TrialTimeLimit
-from d2l_hpo.run.tuner import EventDrivenTuner, QuietLogger, sigterm_as_interrupt
+from d2l_hpo.run.tuner import EventDrivenTuner, QuietLogger
 from d2l_hpo.search.base import EarlyStopping, GuardedScheduler
 from d2l_hpo.search.registry import searcher_class
 from d2l_hpo.search.spaces import validate_config
