@@ -47,6 +47,48 @@ def _no_user_data_env(monkeypatch):
     yield
 
 
+# One local Ray cluster for the Ray test modules of this process (the backend contract and
+# test_ray_backend.py): three nodes of RAY_NODE_CPUS on 127.0.0.1. Starting one took 30-60 s
+# beside the other tests; make test keeps every Ray test on one pytest-xdist worker, so
+# they share it. The tests' folder is on the nodes' PYTHONPATH (test_ray_backend.py's
+# objectives import helper modules from it). The last test of test_ray_backend.py shuts
+# it down and checks that no Ray process is left; when that test does not run (one module
+# alone, -k), the session's end does it.
+RAY_NODE_CPUS = {"head": 2, "a": 2, "b": 2}
+
+
+@pytest.fixture(scope="session")
+def ray_nodes():
+    import os
+
+    ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra 'ray'")
+    from ray.cluster_utils import Cluster
+
+    from d2l_hpo.backends.ray_backend import local_only
+
+    local_only()
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent)] + ([saved] if saved else []))
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": RAY_NODE_CPUS["head"], "include_dashboard": False})
+        for name in ("a", "b"):
+            cluster.add_node(num_cpus=RAY_NODE_CPUS[name])
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    if cluster.head_node is not None:
+        cluster.shutdown()
+
+
 # lessons whose claims compare no timings of this machine, so that they may run beside the
 # tests (make test puts them in the pytest-xdist part): lesson 04 checks where its trials
 # ran and which schedule finished first (sync waits on stragglers whatever the load) on a

@@ -9,7 +9,8 @@ new configuration, ``start_trial(checkpoint_trial_id=...)``, ``fetch_status_resu
 - ``python``: Syne Tune's ``PythonBackend``, the control (it must pass everything);
 - ``warm`` / ``cold``: our ``SubprocessBackend``, trials forked from the fork server or
   started as new interpreters;
-- ``ray``: our ``RayBackend`` on a local Ray cluster of two nodes.
+- ``ray``: our ``RayBackend`` on the local Ray cluster of three nodes that the Ray tests
+  share (``ray_nodes`` in conftest.py).
 
 The trial saves its progress in its checkpoint folder (``--st_checkpoint_dir``, as Syne
 Tune passes it) after each step, so a paused and resumed trial goes on where it was.
@@ -64,24 +65,6 @@ def counting(steps: int, sleep: float = 0.2, fail: str = "no"):
 SPACE = {"steps": randint(1, 100), "sleep": uniform(0, 1), "fail": choice(["no", "raise"])}
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra 'ray'")
-    from ray.cluster_utils import Cluster
-
-    from d2l_hpo.backends.ray_backend import local_only
-
-    local_only()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": False})
-    cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
-
-
 @pytest.fixture(params=KINDS)
 def make(request, tmp_path):
     """``make(**options)``: a backend of this kind for ``counting``, writing under
@@ -96,7 +79,7 @@ def make(request, tmp_path):
         elif kind in ("warm", "cold"):
             backend = SubprocessBackend(counting, SPACE, warm_start=kind == "warm", **options)
         else:
-            request.getfixturevalue("ray_cluster")
+            request.getfixturevalue("ray_nodes")  # conftest: shared with test_ray_backend.py
             from d2l_hpo.backends import RayBackend
 
             backend = RayBackend(address="auto", **options)

@@ -1,21 +1,19 @@
 """The Ray backend on a real multi-node Ray cluster (several Ray nodes on this machine).
 
 Every node binds 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, see the design
-notes). The cluster is started once for this module and shut down at its end, and
-the last test checks that no Ray process is left behind.
+notes). The cluster (conftest.py's ``ray_nodes``) is started once and shared with the
+backend contract's Ray tests; the last test here shuts it down and checks that no Ray
+process is left behind.
 """
 
-import os
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra 'ray'")
 
-from ray.cluster_utils import Cluster  # noqa: E402
 from syne_tune.backend.trial_status import Status  # noqa: E402
 from syne_tune.config_space import choice, uniform  # noqa: E402
 from syne_tune.report import retrieve  # noqa: E402
@@ -23,12 +21,12 @@ from syne_tune.report import retrieve  # noqa: E402
 from d2l_hpo import run_random_search  # noqa: E402
 from d2l_hpo.backends import RayBackend  # noqa: E402
 from d2l_hpo.backends._ray_cluster import COLLECTOR_PREFIX  # noqa: E402
-from d2l_hpo.backends.ray_backend import local_only  # noqa: E402
 from d2l_hpo.plots import worker_timeline  # noqa: E402
+from conftest import RAY_NODE_CPUS  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-NODE_CPUS = {"head": 2, "a": 2, "b": 2}
+NODE_CPUS = RAY_NODE_CPUS  # the shared cluster's nodes (conftest.py)
 RAY_PROCESS_NAMES = ("raylet", "gcs_server", "plasma_store", "ray::", "default_worker.py",
                      "dashboard", "log_monitor", "monitor.py", "runtime_env_agent")
 
@@ -60,28 +58,10 @@ def still_running(pids: dict[int, str]) -> list[str]:
     return left
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    local_only()
-    # the nodes' workers can import the tests' helper modules (chatty_module)
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).parent)] + ([saved] if saved else []))
-    try:
-        cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": NODE_CPUS["head"], "include_dashboard": False})
-        for name in ("a", "b"):
-            cluster.add_node(num_cpus=NODE_CPUS[name])
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+@pytest.fixture
+def cluster(ray_nodes):
+    """The Ray tests' shared cluster (conftest.py's ``ray_nodes``)."""
+    return ray_nodes
 
 
 # --- objectives: top level, imports inside ---------------------------------------------
