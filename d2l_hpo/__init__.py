@@ -62,6 +62,7 @@ _WHERE = {
     "ideal_starts": "d2l_hpo.experiment.measures",
     "launch_gaps": "d2l_hpo.experiment.analysis",
     "time_to_reach": "d2l_hpo.experiment.analysis",
+    "pending_overlap": "d2l_hpo.experiment.analysis",
     # figures: a data step and a drawing step each
     "trials_over_time": "d2l_hpo.plots",
     "learning_curves": "d2l_hpo.plots",

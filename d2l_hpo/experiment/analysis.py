@@ -7,12 +7,13 @@ reads files or runs trials.
 
 from __future__ import annotations
 
-
+import numpy as np
 import pandas as pd
 
 from d2l_hpo.common.status import FINISHED
 from d2l_hpo.experiment.measures import finite
 from d2l_hpo.experiment.results import Experiment
+from d2l_hpo.experiment.storage import config_column
 
 
 def time_to_reach(exp: Experiment, target: float) -> float:
@@ -77,3 +78,64 @@ def compare(experiments, labels=None) -> pd.DataFrame:
                      "idle worker-seconds": round(exp.idle_worker_seconds, 1),
                      f"best {exp.metric}": round(exp.best_value, 4)})
     return pd.DataFrame(rows).set_index("experiment")
+
+
+def _scaled(values: pd.Series, domain) -> pd.Series | None:
+    """A hyperparameter's values on [0, 1] (its domain's range, logarithmic where the
+    domain samples on a log scale, else the range seen); None: compare by equality."""
+    lower, upper = getattr(domain, "lower", None), getattr(domain, "upper", None)
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():
+        return None
+    if lower is None or upper is None:
+        if domain is not None:  # a choice: equal or not
+            return None
+        lower, upper = numeric.min(), numeric.max()
+    log = "log" in type(getattr(domain, "sampler", None)).__name__.lower()
+    if log and lower > 0:
+        numeric, lower, upper = np.log(numeric), np.log(lower), np.log(upper)
+    span = upper - lower
+    return (numeric - lower) / span if span > 0 else numeric * 0.0
+
+
+def pending_overlap(exp: Experiment, space: dict | None = None,
+                    tolerance: float = 0.05) -> pd.DataFrame:
+    """Per trial, how close its configuration came to one still running when it started.
+
+    A trial's *pending* trials are those that had started before it and had not ended
+    yet. Each hyperparameter is put on [0, 1] (by its domain in ``space``, on a log
+    scale where the domain samples that way; without ``space``, by the range the
+    experiment saw); a choice counts 0 when equal and 1 otherwise. The distance between
+    two configurations is the largest difference over their hyperparameters, so a trial
+    is a *near-duplicate* when every hyperparameter lies within ``tolerance`` of a
+    pending trial's. Columns: ``trial_id``, ``start``, ``pending`` (how many),
+    ``nearest`` (the closest pending trial), ``distance`` and ``near_duplicate``
+    (NaN, NaN and False when nothing was pending)."""
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"tolerance is a share of each hyperparameter's range, in [0, 1]; "
+                         f"got {tolerance!r}")
+    trials = exp.trials.sort_values(["start", "trial_id"]).reset_index(drop=True)
+    configs = pd.DataFrame({c: trials[config_column(c)] for c in exp.config_columns})
+    space = space or {}
+    columns = []
+    for key in configs.columns:
+        scaled = _scaled(configs[key], space.get(key))
+        if scaled is None:  # compare by equality: 0 or 1
+            values = configs[key].astype(str).to_numpy()
+            columns.append((values[:, None] != values[None, :]).astype(float))
+        else:
+            values = scaled.to_numpy(dtype=float)
+            columns.append(np.abs(values[:, None] - values[None, :]))
+    distance = np.max(columns, axis=0) if columns else np.zeros((len(trials), len(trials)))
+    starts, ends = trials["start"].to_numpy(), trials["end"].to_numpy()
+    rows = []
+    for i in range(len(trials)):
+        pending = [j for j in range(i) if ends[j] > starts[i]]
+        nearest = min(pending, key=lambda j: distance[i, j]) if pending else None
+        gap = float(distance[i, nearest]) if pending else float("nan")
+        rows.append({"trial_id": int(trials.loc[i, "trial_id"]), "start": float(starts[i]),
+                     "pending": len(pending),
+                     "nearest": (int(trials.loc[nearest, "trial_id"]) if pending
+                                 else float("nan")),
+                     "distance": gap, "near_duplicate": bool(pending) and gap <= tolerance})
+    return pd.DataFrame(rows)
