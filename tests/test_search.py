@@ -148,3 +148,42 @@ def test_sync_async_and_resumed_runs_with_one_seed_suggest_the_same(name, result
     assert configs("sync-1", n_workers=1) == one_worker
     random = d2l_hpo.sample_configs(space, 14, seed=4)
     assert [c["learning_rate"] for c in random] != [c[columns[0]] for c in sync]
+
+
+class RecordsRunning(searcher_class("random")):
+    """Random search that notes, at each draw, which trials it was told are running."""
+
+    seen: list = []
+
+    def _draw(self):
+        RecordsRunning.seen.append(sorted(self.running))
+        RecordsRunning.last = self
+        return super()._draw()
+
+
+def ends_badly(x: float, kind: str, report=None):
+    for epoch in (1, 2):
+        if kind == "raise" and epoch == 2:
+            raise FloatingPointError("exploded")
+        report(epoch=epoch, loss=float("nan") if kind == "nan" else x)
+
+
+def test_the_strategy_is_told_which_trials_run_and_when_each_ends(
+        in_process, results_dir, monkeypatch):
+    """A searcher that accounts for running trials (lesson 07) needs them; Syne Tune
+    tells a searcher nothing of them. Every way a trial ends (completed, failed,
+    diverged and stopped) takes it off the strategy's running trials."""
+    monkeypatch.setitem(SEARCHERS, "records", "test_search:RecordsRunning")
+    monkeypatch.setattr(RecordsRunning, "seen", [])
+    space = {"x": loguniform(0.01, 1.0), "kind": d2l_hpo.choice(["ok", "raise", "nan"])}
+    exp = d2l_hpo.run_search(ends_badly, space, n_workers=2, max_num_trials=8,
+                             metric="loss", seed=1, backend=in_process, searcher="records",
+                             results_dir=results_dir, progress=False, max_failures=8)
+    statuses = set(exp.trials["status"])
+    assert {"completed", "failed", "diverged"} <= statuses, statuses
+    seen = RecordsRunning.seen
+    assert seen[0] == [] and len(seen) == 8
+    # when a worker asks, the other one's trial is the only one running
+    assert all(len(running) <= 1 for running in seen)
+    assert any(running for running in seen)
+    assert RecordsRunning.last.running == {}  # nothing left once the run has ended

@@ -130,6 +130,8 @@ class SearchStrategy(ABC):
         self.drawn: list[int] = []  # per drawn configuration: observations the searcher had
         self.observed: list[list] = []  # [trial_id, config, value], in the order told
         self.pending: dict[int, tuple[dict, float]] = {}  # finished, not told yet
+        self.running: dict[int, dict] = {}  # started, not ended: what a searcher that
+        # accounts for pending evaluations (a constant liar, fantasies) must know
 
     @abstractmethod
     def make_searcher(self, config_space: dict[str, Any], seed: int):
@@ -155,6 +157,16 @@ class SearchStrategy(ABC):
 
     def on_trial_error(self, trial_id: int, *args) -> None:
         self.pending.pop(int(trial_id), None)
+
+    # --- what GuardedScheduler adds: which trials are running --------------------------
+    def on_trial_start(self, trial_id: int, config: dict) -> None:
+        """Trial ``trial_id`` started with ``config`` (its searched keys)."""
+        self.running[int(trial_id)] = _plain_config(config)
+
+    def on_trial_end(self, trial_id: int) -> None:
+        """Trial ``trial_id`` is no longer running: completed, failed, stopped (diverged,
+        pruned, out of time) or paused. Its result, if any, came by ``on_trial_complete``."""
+        self.running.pop(int(trial_id), None)
 
     # --- the template ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -242,6 +254,22 @@ class GuardedScheduler(SingleFidelityScheduler):
             config = remove_constant_and_cast(trial.config, self.config_space)
             self.searcher.on_trial_complete(trial.trial_id, config,
                                             self.metric_multiplier * value)
+        self.searcher.on_trial_end(trial.trial_id)
+
+    # Syne Tune tells a searcher nothing of trials while they run; the strategy is told
+    # when each starts and ends
+    def on_trial_add(self, trial):
+        super().on_trial_add(trial)
+        self.searcher.on_trial_start(
+            trial.trial_id, remove_constant_and_cast(trial.config, self.config_space))
+
+    def on_trial_error(self, trial):
+        super().on_trial_error(trial)
+        self.searcher.on_trial_end(trial.trial_id)
+
+    def on_trial_remove(self, trial):
+        super().on_trial_remove(trial)
+        self.searcher.on_trial_end(trial.trial_id)
 
 
 class EarlyStopping(ABC):
