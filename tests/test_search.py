@@ -24,23 +24,31 @@ def loss(config) -> float:
 def drive(strategy: SearchStrategy, n: int, batch: int = 2, start: int = 0,
           reseed: int | None = None) -> list[dict]:
     """Suggest ``n`` configurations in batches of ``batch`` (a synchronous run), each
-    batch's results told before the next one is suggested (in reverse order: the
-    strategy must not care)."""
+    trial started as soon as it is suggested (the batch's earlier ones are running when
+    the next is drawn) and each batch's results told before the next one is suggested
+    (in reverse order: the strategy must not care)."""
     configs = []
     for first in range(start, start + n, batch):
         ids = list(range(first, min(first + batch, start + n)))
         if reseed is not None:
             np.random.seed(reseed + first)  # numpy's global generator must not matter
-        batch_configs = [strategy.suggest() for _ in ids]
+        batch_configs = []
+        for trial_id in ids:
+            batch_configs.append(strategy.suggest())
+            strategy.on_trial_start(trial_id, searched(batch_configs[-1]))
         for trial_id, config in reversed(list(zip(ids, batch_configs))):
-            strategy.on_trial_complete(trial_id, {k: config[k] for k in ("x", "n")},
-                                       loss(config))
+            strategy.on_trial_complete(trial_id, searched(config), loss(config))
+            strategy.on_trial_end(trial_id)
         configs += batch_configs
     return configs
 
 
+def searched(config) -> dict:
+    return {k: config[k] for k in ("x", "n")}
+
+
 def test_the_registry_names_every_strategy_and_refuses_others():
-    assert {"random", "tpe", "rea", "bore"} <= set(SEARCHERS)
+    assert {"random", "tpe", "rea", "bore", "optuna_tpe", "optuna_tpe_no_liar"} <= set(SEARCHERS)
     for name in SEARCHERS:
         cls = searcher_class(name)
         assert issubclass(cls, SearchStrategy) and cls.name == name and cls.summary
@@ -75,6 +83,9 @@ def test_results_are_told_in_trial_id_order_whatever_order_they_arrive_in(name):
     a, b = cls(SPACE, 5), cls(SPACE, 5)
     configs = [a.suggest() for _ in range(8)]
     assert configs == [b.suggest() for _ in range(8)]
+    for trial_id, config in enumerate(configs):  # as the tuner starts them
+        a.on_trial_start(trial_id, searched(config))
+        b.on_trial_start(trial_id, searched(config))
     for trial_id in range(8):
         a.on_trial_complete(trial_id, configs[trial_id], loss(configs[trial_id]))
     for trial_id in reversed(range(8)):
@@ -94,6 +105,41 @@ def test_a_restored_strategy_goes_on_as_the_uninterrupted_one(name):
     assert drive(resumed, 8, start=8) == whole[8:]
     if name == "random":  # random search keeps only how many it drew
         assert state["observed"] == [] and len(state["drawn"]) == 8
+
+
+def distance(a: dict, b: dict) -> float:
+    """As ``pending_overlap`` measures it: each key on [0, 1] (x on its log scale)."""
+    return max(abs(math.log(a["x"] / b["x"])) / math.log(1e3), abs(a["n"] - b["n"]) / 99)
+
+
+def test_optunas_constant_liar_sends_a_worker_away_from_the_running_trials():
+    """With nothing running (one trial at a time) Optuna's TPE draws the same with and
+    without its constant liar; with trials running and none ending, the liar's
+    suggestions keep away from them and the other's come back near them. Optuna is
+    told which trials run, which finished with what, and which ended without a result."""
+    from optuna.trial import TrialState
+
+    liar, blind = searcher_class("optuna_tpe")(SPACE, 1), searcher_class("optuna_tpe_no_liar")(SPACE, 1)
+    assert drive(liar, 20, batch=1) == drive(blind, 20, batch=1)
+    nearest = {}
+    for label, strategy in (("liar", liar), ("blind", blind)):
+        running = []
+        for trial_id in range(100, 108):
+            config = strategy.suggest()
+            if running:
+                nearest.setdefault(label, []).append(min(distance(config, r) for r in running))
+            strategy.on_trial_start(trial_id, searched(config))
+            running.append(config)
+    assert np.mean(nearest["liar"]) > 2 * np.mean(nearest["blind"]), nearest
+    assert sum(d <= 0.05 for d in nearest["liar"]) < sum(d <= 0.05 for d in nearest["blind"])
+    study = liar.searcher.study
+    assert [t.state for t in study.trials[20:]] == [TrialState.RUNNING] * 8
+    liar.on_trial_complete(100, searched(liar.running[100]), 0.5)
+    liar.on_trial_end(100)
+    liar.on_trial_end(101)  # ended without a result: failed, diverged or stopped
+    liar.suggest()  # what ended is told at the next draw, in trial-id order
+    assert [t.state for t in study.trials[20:22]] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[20].value == 0.5 and study.trials[22].state == TrialState.RUNNING
 
 
 def test_points_come_first_and_the_budget_stops_suggestions():

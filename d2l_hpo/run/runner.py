@@ -83,9 +83,12 @@ def run_search(objective: Callable, config_space: dict[str, Any], *, n_workers: 
     :param config_space: dict of Syne Tune domains (``loguniform``, ``randint``, ...) and constants
     :param n_workers: trials that run at the same time
     :param searcher: what to try next, a name in ``d2l_hpo.SEARCHERS``: ``"random"``
-        (default), ``"tpe"``, ``"rea"``, ``"bore"``; the same ``seed`` gives the same
-        suggestions (in a synchronous run, or with one worker; an asynchronous run's
-        learning searcher sees whatever had finished, which depends on timing)
+        (default), ``"tpe"``, ``"rea"``, ``"bore"``, ``"optuna_tpe"`` (Optuna's TPE, which
+        counts the trials still running as bad results: its constant liar) and
+        ``"optuna_tpe_no_liar"``; the same ``seed`` gives the same suggestions (in a
+        synchronous run, in a replay of a tabulated benchmark, or with one worker; a
+        real asynchronous run's learning searcher sees whatever had finished, which
+        depends on timing)
     :param early_stopping: None (every trial runs all its epochs), ``"asha"`` or
         ``d2l_hpo.ASHA(grace_period=..., reduction_factor=...)``: stops poor trials at
         rungs (``pruned``); needs a constant ``max_epochs`` in the space, async

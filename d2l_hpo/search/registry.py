@@ -15,6 +15,8 @@ from d2l_hpo.search.base import EarlyStopping, SearchStrategy
 SEARCHERS = {
     "random": "d2l_hpo.search.random:RandomSearch",
     "tpe": "d2l_hpo.search.tpe:TPE",
+    "optuna_tpe": "d2l_hpo.search.optuna_tpe:OptunaTPE",
+    "optuna_tpe_no_liar": "d2l_hpo.search.optuna_tpe:OptunaTPENoLiar",
     "rea": "d2l_hpo.search.rea:REA",
     "bore": "d2l_hpo.search.bore:BORE",
 }
