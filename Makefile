@@ -3,7 +3,7 @@
 #   make test   every test, notebooks included (and the quick benchmark suite once)
 #   make test-fast  the fast tier after each edit: import contracts and every module's
 #               logic without notebooks, Ray or LeNet (under 2 minutes)
-#   make bench  the benchmark suite B1-B6 and B8, tables printed and in benchmarks/results/;
+#   make bench  the benchmark suite B1-B6, B8 and B9, tables printed and in benchmarks/results/;
 #               make bench QUICK=1 for the small version (under 3 minutes)
 #   make notebooks  re-run every lesson in full and save its outputs in place (what is
 #               committed); NB=notebooks/02_sync_vs_async.ipynb for one

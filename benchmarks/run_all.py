@@ -1,4 +1,4 @@
-"""The benchmark suite, B1-B6 and B8 (B7 needs a GPU: benchmarks/gpu.py): runs each script, prints its table, and writes every
+"""The benchmark suite, B1-B6, B8 and B9 (B7 needs a GPU: benchmarks/gpu.py): runs each script, prints its table, and writes every
 table with the machine's description to ``benchmarks/results/summary.md``.
 
     python benchmarks/run_all.py [--quick] [--only B1 B3]
@@ -28,6 +28,7 @@ SUITE = {
     "B5": ("Early stopping", "early_stopping.py", []),
     "B6": ("A trial that prints a lot", "trial_output.py", []),
     "B8": ("Replays at scale", "simulated_scale.py", ["--repeats", "3"]),
+    "B9": ("Searchers that learn, with more workers", "learning_searchers.py", []),
 }
 
 

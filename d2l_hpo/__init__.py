@@ -27,6 +27,8 @@ _WHERE = {
     # run a search
     "run_search": "d2l_hpo.run.runner",
     "run_random_search": "d2l_hpo.run.runner",
+    "searcher_sweep": "d2l_hpo.run.sweep",
+    "sweep_summary": "d2l_hpo.run.sweep",
     "usable_cores": "d2l_hpo.common.system",
     "SEARCHERS": "d2l_hpo.search.registry",
     "EARLY_STOPPING": "d2l_hpo.search.registry",
@@ -70,6 +72,8 @@ _WHERE = {
     "worker_timeline": "d2l_hpo.plots",
     "speedup": "d2l_hpo.plots",
     "plot_best_so_far": "d2l_hpo.plots",
+    "best_so_far_bands": "d2l_hpo.plots",
+    "plot_searchers": "d2l_hpo.plots",
     "plot_learning_curves": "d2l_hpo.plots",
     "plot_speedup": "d2l_hpo.plots",
     "plot_sync_vs_async": "d2l_hpo.plots",

@@ -4,6 +4,7 @@ without drawing) and a drawing step that takes ``ax=None`` and returns the Axes.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -276,6 +277,71 @@ def plot_best_so_far(experiments: Experiment | Sequence[Experiment], ax=None,
     ax.set_xlabel("wall-clock time (s)")
     ax.set_ylabel(f"best {experiments[0].metric} so far")
     ax.legend()
+    return ax
+
+
+def best_so_far_bands(runs: dict[str, Sequence[Experiment]], times=None,
+                      quantiles: tuple[float, float] = (0.25, 0.75)) -> pd.DataFrame:
+    """For several searchers, each run over several seeds: the best value so far at
+    each of ``times`` (default: 200 points up to the longest run), as the median and the
+    ``quantiles`` over the seeds. Before a run's first result its best is NaN; a band is
+    drawn only where every seed of that searcher has a result. Columns: ``label``,
+    ``time``, ``median``, ``low``, ``high``, ``runs``."""
+    if not runs or any(len(exps) == 0 for exps in runs.values()):
+        raise ValueError("runs maps each label to a non-empty list of experiments, got "
+                         f"{ {k: len(v) for k, v in runs.items()} if runs else runs!r}")
+    low_q, high_q = quantiles
+    if not 0 <= low_q <= 0.5 <= high_q <= 1:
+        raise ValueError(f"quantiles are (low, high) with 0 <= low <= 0.5 <= high <= 1, "
+                         f"got {quantiles!r}")
+    if times is None:
+        end = max(e.wallclock for exps in runs.values() for e in exps)
+        times = np.linspace(0, end, 200)
+    times = np.asarray(times, dtype=float)
+    frames = []
+    for label, exps in runs.items():
+        grid = np.full((len(exps), len(times)), np.nan)
+        for row, exp in enumerate(exps):
+            curve = best_so_far(exp)
+            if len(curve):
+                at = np.searchsorted(curve["time"].to_numpy(), times, side="right") - 1
+                grid[row] = np.where(at >= 0, curve["best"].to_numpy()[np.maximum(at, 0)],
+                                     np.nan)
+        complete = ~np.isnan(grid).any(axis=0)
+        with warnings.catch_warnings():  # all-NaN columns (before any result) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frames.append(pd.DataFrame({
+                "label": label, "time": times,
+                "median": np.where(complete, np.nanmedian(grid, axis=0), np.nan),
+                "low": np.where(complete, np.nanquantile(grid, low_q, axis=0), np.nan),
+                "high": np.where(complete, np.nanquantile(grid, high_q, axis=0), np.nan),
+                "runs": len(exps)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_searchers(runs: dict[str, Sequence[Experiment]], ax=None, times=None,
+                   quantiles: tuple[float, float] = (0.25, 0.75), log_time: bool = False,
+                   xlabel: str = "wall-clock time (s)"):
+    """Best value so far against time for several searchers: per searcher the median
+    over its runs (seeds) and a band between the ``quantiles`` (the middle half by
+    default); ``best_so_far_bands`` is the table it draws. ``log_time``: a logarithmic
+    time axis (linear near zero); ``xlabel``: say "simulated time (s)" for replays."""
+    bands = best_so_far_bands(runs, times, quantiles)
+    ax = _axes(ax)
+    first = next(iter(runs.values()))[0]
+    for i, (label, rows) in enumerate(bands.groupby("label", sort=False)):
+        color = f"C{i}"
+        ax.plot(rows["time"], rows["median"], color=color,
+                label=f"{label} (median of {int(rows['runs'].iloc[0])})")
+        ax.fill_between(rows["time"], rows["low"], rows["high"], color=color, alpha=0.2,
+                        linewidth=0)
+    if log_time:
+        ax.set_xscale("symlog", linthresh=max(float(bands["time"].max()) / 1000, 1e-9))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"best {first.metric} so far")
+    low, high = quantiles
+    ax.set_title(f"median and {low:.0%}-{high:.0%} band over seeds", fontsize=10)
+    ax.legend(fontsize=8)
     return ax
 
 

@@ -110,6 +110,22 @@ def test_b8_replays_each_size_and_checks_identity_and_the_ideal_makespan(tmp_pat
     assert all(float(r["difference_pct"]) < 0.1 for r in checks)
 
 
+def test_b9_sweeps_searchers_and_workers_on_a_replayed_table(tmp_path):
+    """B9 (quick: FCNet, 2 seeds, K = 1 and 16): a row per searcher and K, with the
+    speed-up over one worker and the near-duplicate share."""
+    b9 = rows(quick_suite(tmp_path, "B9"), "learning_searchers")
+    searchers = ["random", "tpe", "rea", "optuna_tpe", "optuna_tpe_no_liar"]
+    assert [(r["searcher"], int(r["workers"])) for r in b9] == [
+        (s, k) for s in searchers for k in (1, 16)]
+    for r in b9:  # a median is infinite when half the seeds never reached the target
+        assert r["reached"].endswith("/2") and 0 <= float(r["near-duplicate"]) <= 1
+        assert float(r["median to target (s)"]) > 0
+        if float(r["median to target (s)"]) < float("inf"):
+            assert float(r["speed-up"]) >= 0
+    assert all(float(r["speed-up"]) == 1.0 for r in b9 if r["workers"] == "1"
+               and float(r["median to target (s)"]) < float("inf"))
+
+
 def test_b7_gpu_script_runs_its_code_on_a_cpu(tmp_path):
     """The GPU benchmark's code (epoch three ways, K trials sharing a device) runs end
     to end on a CPU with --cpu --quick; without --cpu and without a GPU it says so."""

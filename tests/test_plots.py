@@ -274,3 +274,42 @@ def test_trials_over_time_with_1000_trials_shows_points_and_the_best_so_far_not_
     assert best[-1] == pytest.approx(big.best_value)
     ax.figure.savefig(tmp_path / "trials.png")
     assert not _outside_the_picture(ax.figure, legend)
+
+
+def shifted(handmade, by: float = 0.0, later: float = 0.0):
+    """The hand-made run with every error raised by ``by`` and every report ``later``."""
+    rows = handmade().results[["trial_id", "time", "epoch", "validation_error"]].copy()
+    rows["validation_error"] += by
+    rows["time"] += later
+    return handmade(rows=rows)
+
+
+def test_searcher_bands_are_the_median_and_quantiles_over_seeds_where_all_have_begun(handmade):
+    runs = {"random": [shifted(handmade, by) for by in (0.0, 0.1, 0.2)],
+            "late": [handmade(), shifted(handmade, later=3.0)]}
+    bands = plots.best_so_far_bands(runs, times=[1.0, 2.5, 6.0, 12.0])
+    random = bands[bands["label"] == "random"].set_index("time")
+    assert np.isnan(random.loc[1.0, "median"])  # no run had a result yet
+    assert list(random["median"].round(6))[1:] == [0.9, 0.5, 0.4]
+    assert random.loc[2.5, "low"] == pytest.approx(0.85)
+    assert random.loc[2.5, "high"] == pytest.approx(0.95)
+    assert (random["runs"] == 3).all()
+    late = bands[bands["label"] == "late"].set_index("time")
+    assert np.isnan(late.loc[2.5, "median"])  # one of its runs had not begun
+    assert late.loc[6.0, "median"] == pytest.approx(0.55)  # 0.4, and 0.7 three s late
+    with pytest.raises(ValueError, match="non-empty list"):
+        plots.best_so_far_bands({"tpe": []})
+    with pytest.raises(ValueError, match="quantiles"):
+        plots.best_so_far_bands(runs, quantiles=(0.6, 0.9))
+
+
+def test_plot_searchers_draws_a_median_and_a_band_per_searcher(handmade):
+    runs = {"random": [shifted(handmade, by) for by in (0.0, 0.1, 0.2)],
+            "tpe": [handmade()]}
+    fig, ax = plt.subplots()
+    assert d2l_hpo.plot_searchers(runs, ax=ax, xlabel="simulated time (s)") is ax
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "random (median of 3)", "tpe (median of 1)"]
+    assert len(ax.collections) == 2 and ax.get_xlabel() == "simulated time (s)"
+    assert np.nanmin(ax.lines[1].get_ydata()) == pytest.approx(0.3)
+    plt.close("all")
