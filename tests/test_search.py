@@ -140,6 +140,11 @@ def test_optunas_constant_liar_sends_a_worker_away_from_the_running_trials():
     liar.suggest()  # what ended is told at the next draw, in trial-id order
     assert [t.state for t in study.trials[20:22]] == [TrialState.COMPLETE, TrialState.FAIL]
     assert study.trials[20].value == 0.5 and study.trials[22].state == TrialState.RUNNING
+    liar.on_trial_start(200, {"x": 0.1, "n": 5})  # started without a draw: not Optuna's
+    liar.on_trial_complete(200, {"x": 0.1, "n": 5}, 0.1)
+    liar.on_trial_end(200)
+    liar.suggest()
+    assert len(study.trials) == 30 and 200 not in liar.searcher.trials
 
 
 def test_points_come_first_and_the_budget_stops_suggestions():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from syne_tune.config_space import is_log_space
 
 from d2l_hpo.common.status import FINISHED
 from d2l_hpo.experiment.measures import finite
@@ -91,8 +92,7 @@ def _scaled(values: pd.Series, domain) -> pd.Series | None:
         if domain is not None:  # a choice: equal or not
             return None
         lower, upper = numeric.min(), numeric.max()
-    log = "log" in type(getattr(domain, "sampler", None)).__name__.lower()
-    if log and lower > 0:
+    if domain is not None and is_log_space(domain) and lower > 0:
         numeric, lower, upper = np.log(numeric), np.log(lower), np.log(upper)
     span = upper - lower
     return (numeric - lower) / span if span > 0 else numeric * 0.0

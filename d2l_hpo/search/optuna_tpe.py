@@ -80,8 +80,9 @@ class _OptunaAdapter:
         return dict(trial.params)
 
     def start(self, trial_id: int) -> None:
-        self.trials[trial_id] = self.asked.pop(0)
-        self.log.append(["start", trial_id])
+        if self.asked:  # a trial started without a draw (none known) is not Optuna's
+            self.trials[trial_id] = self.asked.pop(0)
+            self.log.append(["start", trial_id])
 
     def on_trial_complete(self, trial_id: int, config: dict, metric: float) -> None:
         trial = self.trials.pop(trial_id, None)
