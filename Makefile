@@ -33,7 +33,9 @@ run: $(STAMP) data
 TEST_WORKERS ?= 3
 BESIDE_TESTS := notebooks/04_scaling_out_with_ray.ipynb notebooks/06_async_search_at_scale.ipynb
 ALONE := $(filter-out $(BESIDE_TESTS),$(NOTEBOOKS))
-NBVAL := --nbval-lax --nbval-current-env
+# a notebook's kernel may take over a minute to start beside the busy tests (nbval's
+# default limit is 60 s: a fresh-clone run failed on it once)
+NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout 300
 test: $(STAMP) data
 	$(VENV)/bin/lint-imports --no-cache
 	D2L_HPO_BUDGET=quick $(PY) -m pytest tests $(BESIDE_TESTS) $(NBVAL) -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
