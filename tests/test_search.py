@@ -3,6 +3,7 @@ its seed, learns (or not) from finished trials told in trial-id order, and a res
 strategy goes on exactly as the uninterrupted one; names are checked before any work."""
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -153,6 +154,28 @@ def test_points_come_first_and_the_budget_stops_suggestions():
     got = [strategy.suggest() for _ in range(4)]
     assert got[0] == {"x": 0.5, "n": 3, "c": 5} and got[3] is None
     assert len(strategy.drawn) == 2  # the point was not drawn
+
+
+def test_tpe_on_choices_all_good_points_share_says_nothing():
+    """On the tables every hyperparameter is a choice; when the good configurations all
+    share one value of a choice, statsmodels' kernel divides by zero (its number of
+    levels minus one): a warning on every suggestion, which lesson 07 would print by the
+    hundred. The strategy silences that warning and still suggests."""
+    from syne_tune.config_space import choice
+
+    space = {"act": choice(["relu", "tanh", "sigmoid"]), "width": choice([16, 32, 64, 128])}
+    strategy, configs = searcher_class("tpe")(space, 0), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for trial_id in range(24):
+            config = strategy.suggest()
+            configs.append(config)
+            strategy.on_trial_start(trial_id, config)
+            strategy.on_trial_complete(trial_id, config, 0.1 if config["act"] == "relu" else 1.0)
+            strategy.on_trial_end(trial_id)
+    assert not [w for w in caught if "divide by zero" in str(w.message)]
+    assert len(strategy.observed) == 23  # each result is told at the next draw
+    assert sum(c["act"] == "relu" for c in configs[12:]) > 4  # the model took the hint
 
 
 def test_a_failed_trial_is_never_told():
