@@ -26,12 +26,13 @@ run: $(STAMP) data
 # tests/ first, spread over TEST_WORKERS pytest-xdist processes (most tests wait for
 # trial processes; the Ray tests stay on one worker), with the lessons whose claims
 # compare no timings of this machine (BESIDE_TESTS, the same list as in tests/conftest.py:
-# lesson 04 joins the Ray tests' worker, lesson 06 replays in simulated time); then the
+# lesson 04 joins the Ray tests' worker, lessons 06 and 07 replay in simulated time and
+# 07's real runs check no timing); then the
 # other lessons one at a time with nothing else running: their claims compare timings
 # (run beside the tests, even at nice 19, lesson 01's hand-built search finished no trial
 # in its budget). Each part lists its slowest 20 tests.
 TEST_WORKERS ?= 3
-BESIDE_TESTS := notebooks/04_scaling_out_with_ray.ipynb notebooks/06_async_search_at_scale.ipynb
+BESIDE_TESTS := notebooks/04_scaling_out_with_ray.ipynb notebooks/06_async_search_at_scale.ipynb notebooks/07_searchers_that_learn.ipynb
 ALONE := $(filter-out $(BESIDE_TESTS),$(NOTEBOOKS))
 # a notebook's kernel may take over a minute to start beside the busy tests (nbval's
 # default limit is 60 s: a fresh-clone run failed on it once)

@@ -93,9 +93,11 @@ def ray_nodes():
 # tests (make test puts them in the pytest-xdist part): lesson 04 checks where its trials
 # ran and which schedule finished first (sync waits on stragglers whatever the load) on a
 # Ray cluster, so it joins the Ray tests' group; lesson 06 replays tables in simulated
-# time. The others compare wall-clock times and run afterwards, alone.
+# time; lesson 07 too, and its real runs check which searcher repeated itself, not how
+# long anything took. The others compare wall-clock times and run afterwards, alone.
 BESIDE_THE_TESTS = {"04_scaling_out_with_ray.ipynb": "ray",
-                    "06_async_search_at_scale.ipynb": "06_async_search_at_scale"}
+                    "06_async_search_at_scale.ipynb": "06_async_search_at_scale",
+                    "07_searchers_that_learn.ipynb": "07_searchers_that_learn"}
 
 
 def _is_notebook(item) -> bool:

@@ -23,9 +23,10 @@ def outputs(nb):
 
 def test_the_lessons_are_there():
     names = [p.name for p in NOTEBOOKS]
-    assert names[:6] == ["01_async_random_search.ipynb", "02_sync_vs_async.ipynb",
+    assert names[:7] == ["01_async_random_search.ipynb", "02_sync_vs_async.ipynb",
                          "03_linear_speedup.ipynb", "04_scaling_out_with_ray.ipynb",
-                         "05_early_stopping_asha.ipynb", "06_async_search_at_scale.ipynb"]
+                         "05_early_stopping_asha.ipynb", "06_async_search_at_scale.ipynb",
+                         "07_searchers_that_learn.ipynb"]
 
 
 def test_make_test_runs_every_lesson_once_and_only_timeless_ones_beside_the_tests():

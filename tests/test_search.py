@@ -156,26 +156,28 @@ def test_points_come_first_and_the_budget_stops_suggestions():
     assert len(strategy.drawn) == 2  # the point was not drawn
 
 
-def test_tpe_on_choices_all_good_points_share_says_nothing():
+def test_tpe_on_choices_all_good_points_share_says_nothing(caplog):
     """On the tables every hyperparameter is a choice; when the good configurations all
     share one value of a choice, statsmodels' kernel divides by zero (its number of
-    levels minus one): a warning on every suggestion, which lesson 07 would print by the
-    hundred. The strategy silences that warning and still suggests."""
+    levels minus one), and Syne Tune then logs every candidate whose score became
+    infinite: lesson 07 printed those by the hundred. The strategy silences both and
+    still suggests."""
     from syne_tune.config_space import choice
 
     space = {"act": choice(["relu", "tanh", "sigmoid"]), "width": choice([16, 32, 64, 128])}
-    strategy, configs = searcher_class("tpe")(space, 0), []
+    strategy, configs = searcher_class("tpe")(space, 1), []  # seed 1: both happen
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for trial_id in range(24):
+        for trial_id in range(40):
             config = strategy.suggest()
             configs.append(config)
             strategy.on_trial_start(trial_id, config)
             strategy.on_trial_complete(trial_id, config, 0.1 if config["act"] == "relu" else 1.0)
             strategy.on_trial_end(trial_id)
     assert not [w for w in caught if "divide by zero" in str(w.message)]
-    assert len(strategy.observed) == 23  # each result is told at the next draw
-    assert sum(c["act"] == "relu" for c in configs[12:]) > 4  # the model took the hint
+    assert not [r for r in caplog.records if "non finite" in r.getMessage()]
+    assert len(strategy.observed) == 39  # each result is told at the next draw
+    assert sum(c["act"] == "relu" for c in configs[20:]) > 10  # the model took the hint
 
 
 def test_a_failed_trial_is_never_told():

@@ -29,6 +29,7 @@ without the metric pass; ``reported_number`` is that guard.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -103,6 +104,17 @@ def searcher_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0] % (2**31 - 1))
 
 
+class _DropLogMessages(logging.Filter):
+    """Drops the log records whose message starts with one of ``messages``."""
+
+    def __init__(self, messages: tuple[str, ...]):
+        super().__init__()
+        self.messages = messages
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.messages and record.getMessage().startswith(self.messages))
+
+
 class SearchStrategy(ABC):
     """What to try next: one of Syne Tune's searchers, made reproducible and resumable.
 
@@ -117,6 +129,9 @@ class SearchStrategy(ABC):
     summary: ClassVar[str] = ""
     # warnings of the searcher's libraries that say nothing a user can act on (regexes)
     ignore_warnings: ClassVar[tuple[str, ...]] = ()
+    # log records (by the start of their message) the searcher writes while it runs that
+    # a user cannot act on, dropped
+    ignore_log_messages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config_space: dict[str, Any], seed: int, points=(),
                  max_suggestions: int | None = None):
@@ -175,12 +190,16 @@ class SearchStrategy(ABC):
         (and the ``ignore_warnings`` are not shown)."""
         outside = np.random.get_state()
         np.random.set_state(self._numpy_state)
+        quiet = _DropLogMessages(self.ignore_log_messages)
+        root = logging.getLogger()  # Syne Tune's KDE logs through the root logger
+        root.addFilter(quiet)
         try:
             with warnings.catch_warnings():
                 for message in self.ignore_warnings:
                     warnings.filterwarnings("ignore", message=message)
                 yield
         finally:
+            root.removeFilter(quiet)
             self._numpy_state = np.random.get_state()
             np.random.set_state(outside)
 

@@ -15,6 +15,8 @@ class TPE(SearchStrategy):
     # statsmodels also divides by zero in its kernel for a choice when all the good
     # points share one value (num_levels - 1 = 0: tables whose keys are all choices)
     ignore_warnings = ("After 0.17 or January 2028", "divide by zero encountered in divide")
+    # ... and then logs a warning for each candidate whose score became infinite
+    ignore_log_messages = ("candidate has non finite acquisition function value",)
 
     def make_searcher(self, config_space, seed):
         from syne_tune.optimizer.schedulers.searchers.kde import KernelDensityEstimator
