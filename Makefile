@@ -7,6 +7,9 @@
 #               make bench QUICK=1 for the small version (under 3 minutes)
 #   make notebooks  re-run every lesson in full and save its outputs in place (what is
 #               committed); NB=notebooks/02_sync_vs_async.ipynb for one
+#   make book   the course as a web book in English, Simplified and Traditional Chinese,
+#               built from the committed notebooks (not executed) into _build/html/;
+#               open _build/html/index.html. Needs no network once set up
 #   make notebooks-zh  write the Chinese editions (notebooks/zh-hans/, notebooks/zh-hant/)
 #               from the English notebooks and translations/zh-hans/*.md
 # A second run skips the installation when pyproject.toml has not changed.
@@ -18,7 +21,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := d2l-hpo
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: run test test-fast bench notebooks notebooks-zh setup data clean
+.PHONY: run test test-fast bench book notebooks notebooks-zh setup data clean
 
 run: $(STAMP) data
 	$(PY) -m d2l_hpo run $(ARGS)
@@ -51,6 +54,9 @@ test-fast: $(STAMP)
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
+book: $(STAMP)
+	$(PY) book/build.py
+
 NB ?= $(NOTEBOOKS)
 notebooks: $(STAMP) data
 	@for nb in $(NB); do \
@@ -80,7 +86,7 @@ $(STAMP): pyproject.toml
 	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,ray,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,ray,bench,book]"
 	@# d2l pins numpy 1.23 and other old releases that syne-tune 0.16 cannot use;
 	@# pyproject.toml declares what d2l needs at run time instead
 	$(PY) -m pip install --quiet --no-deps $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["d2l-hpo"]["install-without-deps"]))')
@@ -98,4 +104,4 @@ data:
 	fi
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs _build
