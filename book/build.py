@@ -184,6 +184,8 @@ def stage(lang: str, lessons: list[dict]) -> Path:
                 "d2l_hpo_download_label": words["download"],
                 # myst-nb would load require.js and the widgets' manager from a CDN
                 "nb_ipywidgets_js": {},
+                # the download link serves _notebooks/; no second copy under _sources/
+                "html_copy_source": False,
                 "html_show_sourcelink": False,
                 "html_last_updated_fmt": None,
             },
