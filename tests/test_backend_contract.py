@@ -243,3 +243,16 @@ def test_checkpoints_are_deleted_when_asked(make):
     backend.delete_checkpoint(0)  # a folder that is gone already is fine
     backend.stop_trial(1)  # delete_checkpoints=True: a stopped trial's checkpoint goes
     assert not backend.checkpoint_trial_path(1).exists()
+
+
+def test_a_stopped_trial_writes_no_checkpoint_after_its_stop(make):
+    # a trial that saves every few milliseconds: stop_trial returns once the trial has
+    # stopped, so nothing it writes lands after the checkpoint is deleted (Ray's
+    # cancel only asks; a fresh-clone run once found the folder back after the stop)
+    backend = make(delete_checkpoints=True)
+    for trial_id in range(3):
+        backend.start_trial(config(100_000, sleep=0.002))
+        wait_for_reports(backend, trial_id, 5)
+        backend.stop_trial(trial_id)
+        time.sleep(0.3)
+        assert not backend.checkpoint_trial_path(trial_id).exists(), trial_id

@@ -46,6 +46,9 @@ from d2l_hpo.backends.base import ATTEMPT, Placement, RunnerBackend
 from d2l_hpo.backends import _ray_cluster as cluster
 from d2l_hpo.backends._ray_cluster import local_only, ray, require_ray
 
+# how long stopping or pausing a trial waits for Ray to have killed its worker
+KILL_WAIT_S = 30.0
+
 if ray is not None:  # the core install works without the ``ray`` extra
     from d2l_hpo.backends import _ray_worker  # what runs on the nodes
 
@@ -254,6 +257,10 @@ class RayBackend(RunnerBackend, TrialBackend):
         trial = self._trials[trial_id]
         if trial.status == Status.in_progress:
             ray.cancel(trial.ref, force=True)  # kills its worker: the CPUs are free at once
+            # cancel only asks: until the worker is gone it still runs the objective, and
+            # a checkpoint it writes would land after the tuner deleted the folder (seen
+            # in a fresh-clone run); the task's result is ready once it has ended
+            ray.wait([trial.ref], timeout=KILL_WAIT_S)
             trial.ended = time.time()
         trial.status = status
 
