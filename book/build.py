@@ -98,13 +98,10 @@ def texts(lang: str, lessons: list[dict]) -> dict:
     """What the edition says in its own words: title, landing page, lines, labels."""
     if lang == "zh-hant":
         tr = _translations()
-        convert, overrides = tr.converter(), tr.read_overrides()
+        convert, overrides = tr.converter(), tr.read_overrides() + BOOK_ONLY_TRADITIONAL
 
         def traditional(text):
-            text = convert.convert(text)
-            for wrong, right in overrides + BOOK_ONLY_TRADITIONAL:
-                text = text.replace(wrong, right)
-            return text
+            return tr.traditional(text, convert, overrides)
 
         simplified = texts("zh-hans", lessons)
         return {"title": traditional(simplified["title"]),

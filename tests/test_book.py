@@ -174,8 +174,7 @@ def book(tmp_path_factory):
     return out
 
 
-def _pages(lang):
-    return ["index"] + LESSONS
+PAGES = ["index"] + LESSONS  # each edition's pages in reading order
 
 
 @pytest.mark.slow
@@ -183,7 +182,7 @@ def test_every_lesson_is_built_in_every_language(book):
     built = {p.relative_to(book).as_posix() for p in book.rglob("*.html")
              if "_static" not in p.parts}
     expected = {f"{prefix}{page}.html" for prefix in LANGS.values()
-                for page in _pages(None) + ["search", "genindex"]}
+                for page in PAGES + ["search", "genindex"]}
     assert built == expected
 
 
@@ -223,7 +222,7 @@ def _notebook(lang, name):
 @pytest.mark.slow
 def test_each_lesson_links_its_notebook_and_the_other_languages(book):
     for lang, prefix in LANGS.items():
-        for name in _pages(lang):
+        for name in PAGES:
             page = book / prefix / f"{name}.html"
             html = page.read_text(encoding="utf-8")
             links = dict(re.findall(r'<a class="d2l-lang" hreflang="([\w-]+)"[^>]*href="([^"]+)"', html))
@@ -284,7 +283,7 @@ def test_reading_each_edition_front_to_back_by_its_next_links(reader):
         reader.console(), reader.requests()
         reader.open(f"{prefix}index.html")
         figures = 0
-        for position, name in enumerate(_pages(lang)):
+        for position, name in enumerate(PAGES):
             assert urlparse(reader.driver.current_url).path == f"/{prefix}{name}.html", lang
             assert reader.driver.execute_script("return document.documentElement.lang") == HTML_LANG[lang]
             figures += len(_check_page(reader, (lang, name)))
@@ -294,7 +293,7 @@ def test_reading_each_edition_front_to_back_by_its_next_links(reader):
                 assert reader.driver.execute_script(
                     "return document.querySelectorAll('mjx-container').length") > 0, (lang, name)
             nxt = reader.driver.find_elements("css selector", "a.right-next")
-            if position == len(_pages(lang)) - 1:
+            if position == len(PAGES) - 1:
                 assert not nxt, (lang, name)
                 break
             nxt[0].click()

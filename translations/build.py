@@ -124,13 +124,20 @@ def to_traditional(nb: dict, converter, overrides: list[tuple[str, str]],
     nb = json.loads(json.dumps(nb))
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
-            text = converter.convert(_markdown(cell))
-            for wrong, right in overrides:
-                if used is not None and wrong in text:
-                    used.add((wrong, right))
-                text = text.replace(wrong, right)
-            cell["source"] = text
+            cell["source"] = traditional(_markdown(cell), converter, overrides, used)
     return nb
+
+
+def traditional(text: str, converter, overrides: list[tuple[str, str]],
+                used: set | None = None) -> str:
+    """Simplified text in Traditional Chinese with Taiwan usage: OpenCC, then the fixes
+    (the lessons' prose here, the web book's landing page in book/build.py)."""
+    text = converter.convert(text)
+    for wrong, right in overrides:
+        if used is not None and wrong in text:
+            used.add((wrong, right))
+        text = text.replace(wrong, right)
+    return text
 
 
 def read_overrides() -> list[tuple[str, str]]:
